@@ -1,0 +1,51 @@
+"""Data sets. `get_dataset(config)` returns a `Dataset` named by `config.data.dataset`.
+
+A Dataset has `shape` (one sample's shape), `train_batches(batch_size, generator)` (an endless
+iterator of (batch_size, *shape) float tensors) and `eval_data(n, generator)` (held-out samples).
+Images come in [0, 1]; `data_scaler(config)` maps them to model space ([-1, 1] when
+`data.centered`), `inverse_scaler(config)` maps back. Toy 2-D sets come in model space already.
+"""
+import importlib
+
+# data.dataset -> "module:factory"; factories take the config and return a Dataset.
+_DATASETS = {
+    "checkerboard": "pfgm.datasets.toy:make",
+    "moons": "pfgm.datasets.toy:make",
+    "heart": "pfgm.datasets.toy:make",
+    "eight_gaussians": "pfgm.datasets.toy:make",
+    "swiss_roll": "pfgm.datasets.toy:make",
+    "points": "pfgm.datasets.toy:load_points",
+    "digits": "pfgm.datasets.images:make_digits",
+    "CIFAR10": "pfgm.datasets.images:make_cifar10",
+    "CELEBA": "pfgm.datasets.images:make_folder",
+    "LSUN": "pfgm.datasets.images:make_folder",
+    "folder": "pfgm.datasets.images:make_folder",
+}
+
+
+class DataError(ValueError):
+    """A data set that cannot be read: missing, corrupt or of the wrong shape. Names the path."""
+
+
+def dataset_names():
+    return sorted(_DATASETS)
+
+
+def get_dataset(config):
+    name = config.data.dataset
+    if name not in _DATASETS:
+        raise ValueError(f"data.dataset: unknown data set {name!r}; known: {dataset_names()}")
+    module, fn = _DATASETS[name].split(":")
+    return getattr(importlib.import_module(module), fn)(config)
+
+
+def data_scaler(config):
+    if config.data.get("centered", False):
+        return lambda x: 2.0 * x - 1.0
+    return lambda x: x
+
+
+def inverse_scaler(config):
+    if config.data.get("centered", False):
+        return lambda x: (x + 1.0) / 2.0
+    return lambda x: x

@@ -1,0 +1,212 @@
+"""The physics of Poisson Flow Generative Models.
+
+Data points y_j in R^N are unit charges on the z = 0 hyperplane of the augmented space R^{N+1};
+an augmented point is x~ = (x, z) with z > 0. Equation numbers refer to Xu et al., "Poisson Flow
+Generative Models" (NeurIPS 2022); "Alg." to its algorithms and "App." to its appendix.
+
+Everything here is plain tensors in, tensors out: no models, no configs.
+"""
+import math
+
+import numpy as np
+import scipy.special
+import torch
+
+__all__ = [
+    "empirical_field",
+    "field_target",
+    "perturb",
+    "prior_radius_cdf",
+    "sample_prior",
+    "substitute_vz",
+    "hyperparameters",
+]
+
+# Nearest charges per row whose distance is recomputed coordinate by coordinate; see empirical_field.
+_REFINE_NEAREST = 8
+
+
+def _flat(t):
+    return t.reshape(t.shape[0], -1)
+
+
+def empirical_field(x, data, *, refine=_REFINE_NEAREST):
+    """Rescaled empirical Poisson field of the charges `data` at the augmented points `x` (Eq. 4).
+
+    The field of unit charges is E(x~) ∝ sum_j (x~ - y~_j) / |x~ - y~_j|^{N+1}. Dividing each row by
+    sum_j |x~ - y~_j|^{-(N+1)} keeps it finite in any dimension and leaves its direction unchanged:
+
+        E(x~) = sum_j w_j (x~ - y~_j),   w = softmax_j(-(N+1) log |x~ - y~_j|).
+
+    Args:
+      x: (B, N+1) augmented points, last coordinate z > 0.
+      data: (L, ...) charges on the z = 0 plane; flattened to (L, N).
+      refine: how many nearest charges per row get their distance recomputed from the coordinates.
+
+    Returns:
+      (B, N+1) tensor of x's dtype: the rescaled field, pointing away from the charges.
+
+    Cost is O(B·L·N) in two matrix products and O(B·L + B·refine·N) memory; no B×L×N tensor.
+    Distances |a - b|^2 = |a|^2 + |b|^2 - 2ab cancel catastrophically close to a charge, so the
+    `refine` nearest ones are recomputed exactly, and the weighted sum is taken relative to the
+    nearest charge, so that near a charge the result keeps full relative precision.
+    """
+    if x.dim() != 2:
+        raise ValueError(f"x must be (B, N+1), got shape {tuple(x.shape)}")
+    y = _flat(data).to(dtype=x.dtype, device=x.device)
+    n = y.shape[1]
+    if x.shape[1] != n + 1:
+        raise ValueError(f"x has {x.shape[1]} coordinates but the charges live in {n}+1 dimensions")
+    xs, z = x[:, :n], x[:, n]
+
+    # Squared distances in the x-coordinates, through one matrix product: (B, L).
+    x_sq = (xs * xs).sum(1, keepdim=True)
+    y_sq = (y * y).sum(1)
+    d2 = torch.addmm(x_sq + y_sq, xs, y.t(), beta=1.0, alpha=-2.0).clamp_min_(0.0)
+
+    # Exact distances to the few nearest charges, where cancellation would hurt the most.
+    k = min(refine, y.shape[0])
+    near = d2.topk(k, dim=1, largest=False).indices  # (B, k), column 0 is the nearest
+    diff = xs.unsqueeze(1) - y[near]  # (B, k, N): small
+    d2.scatter_(1, near, (diff * diff).sum(-1))
+
+    d2 = d2 + (z * z).unsqueeze(1)
+    tiny = torch.finfo(x.dtype).tiny
+    w = torch.softmax(-0.5 * (n + 1) * torch.log(d2.clamp_min(tiny)), dim=1)  # (B, L)
+
+    # sum_j w_j (x - y_j) = (x - c) - sum_{j != c} w_j (y_j - c), c the nearest charge: every term
+    # is then as small as the contribution it carries.
+    nearest = near[:, 0]
+    c = y[nearest]
+    w_other = w.scatter(1, nearest.unsqueeze(1), 0.0)
+    pull = w_other @ y - w_other.sum(1, keepdim=True) * c
+    field_x = (xs - c) - pull
+    field_z = z * w.sum(1)
+    return torch.cat([field_x, field_z.unsqueeze(1)], dim=1)
+
+
+def field_target(x, data, gamma):
+    """Training target of PFGM: the normalized field -sqrt(N) E / (|E| + gamma) (Eq. 8, App. B.1.1).
+
+    Args:
+      x: (B, N+1) perturbed augmented points.
+      data: (L, ...) the large batch of charges (it must contain the points x was perturbed from).
+      gamma: the norm offset; it shrinks the target close to the data where |E| is small.
+
+    Returns:
+      (B, N+1) target; it points toward the data and its norm is below sqrt(N).
+    """
+    e = empirical_field(x, data)
+    n = x.shape[1] - 1
+    norm = e.norm(dim=1, keepdim=True)
+    return -math.sqrt(n) * e / (norm + gamma)
+
+
+def perturb(data, M, tau, sigma_end, restrict_M=True, generator=None):
+    """Training points around the data, Alg. 2 (perturbation kernel of App. B.1.2).
+
+    For each y: z0 = |eps_z|, eps_z ~ N(0, sigma_end^2); m ~ U[0, M); the point is
+
+        (y + |eps_x| (1+tau)^m u,  z0 (1+tau)^m),   eps_x ~ N(0, sigma_end^2 I_N), u uniform on S^{N-1}.
+
+    With restrict_M, samples that start very close to the plane (z0 < sigma_end/2, i.e. 0.005 for
+    the paper's sigma_end = 0.01) draw m from U[0, int(0.7 M)) instead, keeping them near the data.
+
+    Args:
+      data: (B, ...) clean data, flattened to (B, N).
+      M, tau, sigma_end: the kernel's range, growth rate and base scale.
+      generator: optional torch.Generator for reproducibility.
+
+    Returns:
+      (B, N+1) perturbed augmented points with z > 0.
+    """
+    if M <= 0:
+        raise ValueError(f"M must be positive, got {M}")
+    y = _flat(data)
+    b, n = y.shape
+    opts = dict(device=y.device, dtype=y.dtype, generator=generator)
+    z0 = (sigma_end * torch.randn(b, **opts)).abs()
+    m = torch.rand(b, **opts) * M
+    if restrict_M:
+        m_small = torch.rand(b, **opts) * int(0.7 * M)
+        m = torch.where(z0 < 0.5 * sigma_end, m_small, m)
+    mult = (1.0 + tau) ** m
+    radius = sigma_end * torch.randn(b, n, **opts).norm(dim=1) * mult
+    u = torch.randn(b, n, **opts)
+    u = u / u.norm(dim=1, keepdim=True)
+    xs = y + radius.unsqueeze(1) * u
+    return torch.cat([xs, (z0 * mult).unsqueeze(1)], dim=1)
+
+
+def prior_radius_cdf(r, data_dim, z_max):
+    """CDF of the radius R = |x| of the prior on the plane z = z_max (App. B.2.1).
+
+    The field of a point charge crosses the plane with density p(x) ∝ z_max / (|x|^2 + z_max^2)^{(N+1)/2},
+    so R^2 / (R^2 + z_max^2) ~ Beta(N/2, 1/2) and P(R <= r) = I_{r^2/(r^2+z_max^2)}(N/2, 1/2).
+
+    Args:
+      r: array-like of radii >= 0.
+    Returns:
+      numpy float64 array of the same shape.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    return scipy.special.betainc(data_dim / 2.0, 0.5, r**2 / (r**2 + z_max**2))
+
+
+def sample_prior(n, data_dim, z_max, upper_norm, generator=None, device=None, dtype=torch.float32):
+    """Draw n points on the plane z = z_max from the point-charge prior (App. B.2.1).
+
+    The radius is drawn by inverting `prior_radius_cdf` (regularized incomplete beta), the direction
+    uniformly on S^{N-1}; radii above upper_norm are clipped to it as in the paper. One torch
+    generator drives both, so one seed reproduces a run.
+
+    Returns:
+      (n, data_dim) tensor of x-coordinates (z = z_max is implied).
+    """
+    if device is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(n, generator=generator, dtype=torch.float64, device=device).cpu().numpy()
+    # 1 - B ~ Beta(1/2, N/2) where B ~ Beta(N/2, 1/2); inverting the complement avoids 1 - B round-off.
+    q = scipy.special.betaincinv(0.5, data_dim / 2.0, u)
+    q = np.clip(q, np.finfo(np.float64).tiny, 1.0)
+    radius = np.minimum(z_max * np.sqrt((1.0 - q) / q), upper_norm)
+    radius = torch.as_tensor(radius, dtype=dtype, device=device)
+    direction = torch.randn(n, data_dim, generator=generator, dtype=dtype, device=device)
+    direction = direction / direction.norm(dim=1, keepdim=True)
+    return direction * radius.unsqueeze(1)
+
+
+def substitute_vz(v_x, z, gamma, data_dim):
+    """Rebuild v_z from v_x near the data (App. B.2.3), where the network's v_z is least reliable.
+
+    Assuming one dominant charge at x-distance d, the target's x-part has norm sqrt(N) d / (r + gamma)
+    with r = sqrt(d^2 + z^2) ≈ d; inverting a = |v_x|/sqrt(N) gives d = gamma a / (1 - a), and then
+    v_z = -sqrt(N) z / (r + gamma).
+
+    Args:
+      v_x: (B, ...) predicted x-part; z: (B,) heights. Returns (B,) v_z.
+    """
+    a = _flat(v_x).norm(dim=1) / math.sqrt(data_dim)
+    # a >= 1 has no solution (the original divides by zero there); cap just below it.
+    a = a.clamp(max=1.0 - 1e-6)
+    d = gamma * a / (1.0 - a)
+    r = torch.sqrt(d * d + z * z)
+    return -math.sqrt(data_dim) * z / (r + gamma)
+
+
+def hyperparameters(data_norm, data_dim, sigma_end=0.01, tau=0.03):
+    """The rule of App. B.1/B.2 for the perturbation range M, z_max and the prior's upper_norm.
+
+    M makes the largest perturbation (1+tau)^M comparable to the data norm; z_max and upper_norm are
+    E|N(0, sigma^2)| and sqrt(N) sigma times that largest multiplier.
+
+    Returns:
+      dict(M=int, z_max=float, upper_norm=float). CIFAR-10 (norm 30, dim 3072) gives M = 287.
+    """
+    if data_norm <= 0 or data_dim <= 0 or sigma_end <= 0 or tau <= 0:
+        raise ValueError("data_norm, data_dim, sigma_end and tau must all be positive")
+    ratio = data_norm**2 / (2.0 * math.sqrt(data_dim) * sigma_end**2)
+    M = int(0.75 * math.log(ratio) / math.log1p(tau)) + 1
+    top = (1.0 + tau) ** M
+    return dict(M=M, z_max=math.sqrt(2.0 / math.pi) * sigma_end * top,
+                upper_norm=math.sqrt(data_dim) * sigma_end * top)
