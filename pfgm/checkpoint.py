@@ -1,0 +1,111 @@
+"""Checkpoints in the original layout: a dict with `model`, `ema`, `optimizer` and `step`.
+
+Writes are atomic (temporary file, fsync, rename), so a crash never leaves a half-written
+checkpoint under a real name. Reading accepts the `module.` prefix that nn.DataParallel adds.
+"""
+import glob
+import os
+import re
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, or made for another network. Names the path."""
+
+
+def atomic_save(obj, path):
+    """torch.save to `path` through a temporary file in the same folder, fsynced and renamed."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(path, model, ema, optimizer, step, **extra):
+    state = dict(model=model.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(),
+                 step=int(step), **extra)
+    atomic_save(state, path)
+
+
+def strip_module_prefix(state_dict):
+    """Remove the `module.` prefix nn.DataParallel/DDP put on every key."""
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        return {k[len("module."):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def read_checkpoint(path, map_location="cpu"):
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # truncated zip, pickle garbage, ...
+        raise CheckpointError(f"checkpoint {path!r} is unreadable ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"checkpoint {path!r} is not a pfgm/score_sde checkpoint (no 'model' entry)")
+    return state
+
+
+def load_checkpoint(path, model, ema=None, optimizer=None, map_location="cpu"):
+    """Load a checkpoint into model (strict), ema and optimizer (when given). Returns the state dict.
+
+    A checkpoint of another network (names or shapes differ) raises CheckpointError naming the
+    first differences, before anything is modified.
+    """
+    state = read_checkpoint(path, map_location)
+    weights = strip_module_prefix(state["model"])
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    wrong = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"shape of {k}: {tuple(weights[k].shape)} in file vs {tuple(own[k].shape)} in model")
+        raise CheckpointError(f"checkpoint {path!r} does not fit this config's network: " + "; ".join(parts))
+    try:
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
+        if optimizer is not None and state.get("optimizer"):
+            optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {path!r}: {e}") from e
+    model.load_state_dict(weights, strict=True)
+    return state
+
+
+def checkpoint_path(workdir, step):
+    return os.path.join(workdir, "checkpoints", f"checkpoint_{step}.pth")
+
+
+def meta_checkpoint_path(workdir):
+    return os.path.join(workdir, "checkpoints-meta", "checkpoint.pth")
+
+
+def list_checkpoints(workdir):
+    """[(step, path)] of `checkpoints/checkpoint_{step}.pth`, oldest first."""
+    found = []
+    for p in glob.glob(os.path.join(workdir, "checkpoints", "checkpoint_*.pth")):
+        m = re.fullmatch(r"checkpoint_(\d+)\.pth", os.path.basename(p))
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)

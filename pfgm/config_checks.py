@@ -1,0 +1,100 @@
+"""Validation of a config before any work starts: every error names the offending key."""
+import numbers
+import os
+
+from pfgm import datasets, methods, models, sampling
+
+
+class ConfigError(ValueError):
+    """An invalid config value; the message starts with the key."""
+
+
+def _get(config, key):
+    node = config
+    for part in key.split("."):
+        if part not in node:
+            raise ConfigError(f"{key}: missing from the config")
+        node = node[part]
+    return node
+
+
+def _number(config, key, *, low=None, high=None, strict_low=False, integer=False, optional=False):
+    if optional:
+        try:
+            value = _get(config, key)
+        except ConfigError:
+            return None
+    else:
+        value = _get(config, key)
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{key}: expected {'an integer' if integer else 'a number'}, got {value!r}")
+    if low is not None and (value <= low if strict_low else value < low):
+        raise ConfigError(f"{key}: must be {'>' if strict_low else '>='} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key}: must be <= {high}, got {value!r}")
+    return value
+
+
+def _choice(config, key, choices):
+    value = _get(config, key)
+    if value not in choices:
+        raise ConfigError(f"{key}: unknown value {value!r}; choose one of {sorted(choices)}")
+    return value
+
+
+def validate(config, mode="train"):
+    """Raise ConfigError for the first invalid value. Checks types, ranges, names and files."""
+    sde = _choice(config, "training.sde", methods.method_names())
+    _choice(config, "model.name", models.model_names())
+    dataset = _choice(config, "data.dataset", datasets.dataset_names())
+
+    batch = _number(config, "training.batch_size", low=1, integer=True)
+    _number(config, "training.n_iters", low=0, integer=True)
+    for key in ("log_freq", "eval_freq", "snapshot_freq", "snapshot_freq_for_preemption"):
+        _number(config, f"training.{key}", low=1, integer=True)
+    _number(config, "optim.lr", low=0, strict_low=True)
+    _number(config, "optim.warmup", low=0, integer=True)
+    _number(config, "optim.grad_clip", low=0)
+    _number(config, "model.ema_rate", low=0, high=1)
+    _number(config, "eval.batch_size", low=1, integer=True)
+    _number(config, "eval.num_samples", low=1, integer=True)
+    _number(config, "sampling.N", low=1, integer=True)
+    if _get(config, "sampling.method") == "ode":
+        _choice(config, "sampling.ode_solver", set(sampling.SOLVERS) | {"forward_euler", "improved_euler"})
+    for key in ("rtol", "atol"):
+        _number(config, f"sampling.{key}", low=0, strict_low=True, optional=True)
+
+    if sde == "poisson":
+        small = _number(config, "training.small_batch_size", low=1, integer=True)
+        if small > batch:
+            raise ConfigError(f"training.small_batch_size: {small} exceeds training.batch_size {batch}; "
+                              "the trained points must be part of the charge batch")
+        _number(config, "training.M", low=0, strict_low=True)
+        _number(config, "training.tau", low=0, strict_low=True)
+        _number(config, "training.gamma", low=0)
+        _number(config, "model.sigma_end", low=0, strict_low=True)
+        z_min = _number(config, "sampling.z_min", low=0, strict_low=True)
+        z_max = _number(config, "sampling.z_max", low=0, strict_low=True)
+        if z_min >= z_max:
+            raise ConfigError(f"sampling.z_min: must be below sampling.z_max ({z_max}), got {z_min}")
+        _number(config, "sampling.upper_norm", low=0, strict_low=True)
+    else:
+        check = getattr(methods.get_method_class(sde), "check_config", None)
+        if check is not None:
+            try:
+                check(config)
+            except ConfigError:
+                raise
+            except (ValueError, KeyError, AttributeError) as e:
+                raise ConfigError(str(e)) from e
+
+    if dataset == "points":
+        path = _get(config, "data.path")
+        if not path or not os.path.isfile(path):
+            raise ConfigError(f"data.path: no such file {path!r}")
+    elif dataset in ("CIFAR10", "CELEBA", "LSUN", "folder"):
+        root = _get(config, "data.root")
+        if not root or not os.path.exists(root):
+            raise ConfigError(f"data.root: no such file or folder {root!r}")
+    return config

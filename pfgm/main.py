@@ -1,0 +1,39 @@
+"""Command line: absl flags -> config -> train or evaluate. No logic lives here.
+
+  python -m pfgm.main --config configs/poisson/toy2d.py --workdir runs/toy2d --mode train
+  python -m pfgm.main --config configs/poisson/toy2d.py --workdir runs/toy2d --mode eval \
+      --config.sampling.ode_solver=euler --config.sampling.N=50
+"""
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Training/evaluation config file.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Folder for checkpoints, samples and logs.")
+flags.DEFINE_enum("mode", None, ["train", "eval"], "Train (or resume) or evaluate.")
+flags.DEFINE_string("eval_folder", "eval", "Subfolder of the workdir for evaluation outputs.")
+flags.mark_flags_as_required(["config", "workdir", "mode"])
+
+
+def main(argv):
+    del argv
+    from pfgm import checkpoint, config_checks, datasets, evaluate, train
+
+    try:
+        if FLAGS.mode == "train":
+            train.train(FLAGS.config, FLAGS.workdir)
+        else:
+            evaluate.evaluate(FLAGS.config, FLAGS.workdir, FLAGS.eval_folder)
+    except (config_checks.ConfigError, datasets.DataError, checkpoint.CheckpointError) as e:
+        print(f"pfgm: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,82 @@
+"""Pictures of samples: scatter plots for 2-D points, grids for images (Pillow; no torchvision)."""
+import math
+import os
+
+import numpy as np
+
+
+def to_uint8(images):
+    """[0, 1] floats -> uint8, rounded (the original truncated) and clipped."""
+    return np.clip(np.rint(np.asarray(images, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def image_grid(images, nrow=None, padding=2, pad_value=255):
+    """Tile (n, H, W, C) or (n, C, H, W) uint8 images into one (H', W', C) uint8 array."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected a batch of images (n, H, W, C) or (n, C, H, W), got {images.shape}")
+    if images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3):
+        images = images.transpose(0, 2, 3, 1)
+    n, h, w, c = images.shape
+    nrow = nrow or int(math.ceil(math.sqrt(n)))
+    ncol = int(math.ceil(n / nrow))
+    grid = np.full((padding + ncol * (h + padding), padding + nrow * (w + padding), c), pad_value, np.uint8)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        top, left = padding + r * (h + padding), padding + q * (w + padding)
+        grid[top:top + h, left:left + w] = images[i]
+    return grid
+
+
+def save_image_grid(images, path, nrow=None, padding=2, scale=1):
+    """Save uint8 images as one PNG grid; `scale` enlarges small images (nearest neighbour)."""
+    from PIL import Image
+
+    grid = image_grid(images, nrow=nrow, padding=padding)
+    img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    if scale != 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    _atomic_save(lambda p: img.save(p, format="PNG"), path)
+
+
+def save_scatter(points, path, reference=None, title=None, lim=None):
+    """Scatter plot of 2-D samples, with reference data beside them when given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = np.asarray(points)
+    panels = [("samples", points)] if reference is None else [("data", np.asarray(reference)), ("samples", points)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+    lim = lim or max(3.0, float(np.percentile(np.abs(panels[0][1]), 99.5)) * 1.15)
+    for ax, (name, pts) in zip(axes[0], panels):
+        ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.5)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title(name)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _atomic_save(lambda p: fig.savefig(p, dpi=100, format="png"), path)
+    plt.close(fig)
+
+
+def save_samples_figure(samples, path, reference=None, title=None):
+    """A picture of samples of any kind: scatter for (n, 2) points, grid for (n, C, H, W) in [0, 1]."""
+    samples = np.asarray(samples)
+    if samples.ndim == 2 and samples.shape[1] == 2:
+        save_scatter(samples, path, reference=reference, title=title)
+    elif samples.ndim == 4:
+        n = min(len(samples), 64)
+        save_image_grid(to_uint8(samples[:n]), path, scale=max(1, 64 // samples.shape[-1]))
+    else:
+        return False
+    return True
+
+
+def _atomic_save(write, path):
+    tmp = f"{path}.tmp{os.getpid()}"
+    write(tmp)
+    os.replace(tmp, path)

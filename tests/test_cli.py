@@ -1,0 +1,151 @@
+"""The main job end to end on tiny settings, resume, and clean failures on bad input."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from configs.poisson import toy2d
+from pfgm import config_checks, evaluate, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TINY = [
+    "--config.training.n_iters=30", "--config.training.snapshot_freq=20",
+    "--config.training.snapshot_freq_for_preemption=10", "--config.training.log_freq=10",
+    "--config.training.eval_freq=20", "--config.training.batch_size=128",
+    "--config.training.small_batch_size=32", "--config.training.snapshot_num_samples=50",
+    "--config.model.nf=32", "--config.model.num_layers=2",
+    "--config.eval.num_samples=60", "--config.eval.batch_size=40",
+    "--config.sampling.ode_solver=euler", "--config.sampling.N=10",
+]
+
+
+def tiny_config():
+    c = toy2d.get_config()
+    c.training.update(n_iters=30, snapshot_freq=20, snapshot_freq_for_preemption=10, log_freq=10,
+                      eval_freq=20, batch_size=128, small_batch_size=32, snapshot_num_samples=50)
+    c.model.update(nf=32, num_layers=2)
+    c.eval.update(num_samples=60, batch_size=40)
+    c.sampling.update(ode_solver="euler", N=10)
+    c.device = "cpu"
+    return c
+
+
+def cli(*args, cwd=ROOT):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "pfgm.main", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def tree_digest(folder):
+    out = {}
+    for root, _, files in os.walk(folder):
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, folder)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def test_train_then_eval_from_the_command_line(tmp_path):
+    work = str(tmp_path / "run")
+    r = cli("--config", "configs/poisson/toy2d.py", "--workdir", work, "--mode", "train", *TINY)
+    assert r.returncode == 0, r.stderr
+    for rel in ("checkpoints/checkpoint_20.pth", "checkpoints/checkpoint_30.pth",
+                "checkpoints-meta/checkpoint.pth", "samples/iter_30/sample.png",
+                "samples/iter_30/sample.npz", "loss.csv", "log.txt"):
+        assert os.path.exists(os.path.join(work, rel)), rel
+    rows = open(os.path.join(work, "loss.csv")).read().split()
+    assert rows[0] == "step,loss,lr" and len(rows) == 4
+    r = cli("--config", "configs/poisson/toy2d.py", "--workdir", work, "--mode", "eval", "--eval_folder",
+            "ev", "--config.eval.enable_sampling=True", *TINY)
+    assert r.returncode == 0, r.stderr
+    report = json.load(open(os.path.join(work, "ev", "report_30.json")))
+    assert report["nfe"] == 10 and report["num_samples"] == 60
+    assert np.isfinite(report["sliced_wasserstein"]) and np.isfinite(report["eval_loss"])
+    samples = np.load(os.path.join(work, "ev", "ckpt_30", "samples.npz"))["samples"]
+    assert samples.shape == (60, 2) and np.isfinite(samples).all()
+    assert os.path.exists(os.path.join(work, "ev", "ckpt_30", "samples.png"))
+
+
+def test_resume_continues_from_the_meta_checkpoint(tmp_path):
+    work = str(tmp_path / "run")
+    c = tiny_config()
+    c.training.n_iters = 20
+    train.train(c, work)
+    c.training.n_iters = 30
+    t = train.Trainer(c, work)
+    assert t.step == 20
+    t.run()
+    assert t.step == 30
+    steps = [int(r.split(",")[0]) for r in open(os.path.join(work, "loss.csv")).read().split()[1:]]
+    assert steps == [10, 20, 30]
+
+
+@pytest.mark.parametrize("override,key", [
+    ("--config.training.M=-1", "training.M"),
+    ("--config.sampling.ode_solver=rk4", "sampling.ode_solver"),
+    ("--config.sampling.z_min=50.0", "sampling.z_min"),
+    ("--config.training.small_batch_size=4096", "training.small_batch_size"),
+    ("--config.training.sde=poison", "training.sde"),
+    ("--config.model.name=unet9000", "model.name"),
+])
+def test_bad_config_fails_naming_the_key_and_leaves_workdir_alone(tmp_path, override, key):
+    work = tmp_path / "run"
+    c = tiny_config()
+    c.training.n_iters = 10
+    train.train(c, str(work))
+    before = tree_digest(work)
+    r = cli("--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode", "train", *TINY, override)
+    assert r.returncode != 0
+    assert key in r.stderr
+    assert "Traceback" not in r.stderr
+    assert tree_digest(work) == before
+
+
+def test_missing_data_file_fails_before_the_workdir_exists(tmp_path):
+    work = tmp_path / "never"
+    r = cli("--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode", "train", *TINY,
+            "--config.data.dataset=points", f"--config.data.path={tmp_path / 'nope.npy'}")
+    assert r.returncode != 0 and "data.path" in r.stderr
+    assert not work.exists()
+
+
+def test_points_file_trains(tmp_path):
+    pts = np.random.default_rng(0).normal(size=(300, 2)).astype(np.float32)
+    np.save(tmp_path / "pts.npy", pts)
+    c = tiny_config()
+    c.data.dataset, c.data.path = "points", str(tmp_path / "pts.npy")
+    c.training.n_iters = 10
+    train.train(c, str(tmp_path / "run"))
+    assert os.path.exists(tmp_path / "run" / "checkpoints" / "checkpoint_10.pth")
+
+
+def test_checkpoint_of_another_network_is_refused(tmp_path):
+    work = str(tmp_path / "run")
+    c = tiny_config()
+    c.training.n_iters = 10
+    train.train(c, work)
+    before = tree_digest(work)
+    c.model.nf = 48
+    with pytest.raises(Exception, match="does not fit"):
+        train.Trainer(c, work)
+    with pytest.raises(Exception, match="does not fit"):
+        evaluate.evaluate(c, work)
+    assert {k: v for k, v in tree_digest(work).items() if not k.startswith("eval")} == before
+
+
+def test_corrupt_checkpoint_is_named(tmp_path):
+    work = tmp_path / "run"
+    (work / "checkpoints").mkdir(parents=True)
+    (work / "checkpoints" / "checkpoint_5.pth").write_bytes(b"not a checkpoint")
+    r = cli("--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode", "eval", *TINY)
+    assert r.returncode != 0 and "checkpoint_5.pth" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_validate_accepts_the_shipped_toy_config():
+    config_checks.validate(toy2d.get_config())

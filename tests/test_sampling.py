@@ -1,0 +1,105 @@
+"""ODE solvers on closed forms, and the backward ODE with the exact field of a few charges."""
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from pfgm import poisson, sampling
+
+
+def linear_drift(x, t):
+    return -x * (1 + t)  # x(t) = x0 exp(-(t + t^2/2))
+
+
+def exact_linear(x0, t):
+    return x0 * math.exp(-(t + t * t / 2))
+
+
+@pytest.mark.parametrize("solver,order", [("euler", 1), ("heun", 2)])
+def test_fixed_step_convergence_order(solver, order):
+    x0 = torch.ones(3, 2, dtype=torch.float64)
+    errs = []
+    for steps in (20, 40, 80):
+        x, nfe = sampling.odeint(linear_drift, x0, 0.0, 1.0, solver=solver, steps=steps)
+        assert nfe == steps * (1 if solver == "euler" else 2)
+        errs.append((x - exact_linear(x0, 1.0)).abs().max().item())
+    rates = [math.log2(errs[i] / errs[i + 1]) for i in range(2)]
+    assert all(abs(r - order) < 0.15 for r in rates), rates
+
+
+def test_rk45_tolerance_and_nfe():
+    x0 = torch.ones(4, 3, 2, dtype=torch.float32)
+    x, nfe = sampling.odeint(linear_drift, x0, 0.0, 1.0, solver="rk45", rtol=1e-8, atol=1e-8)
+    assert x.dtype == torch.float32 and x.shape == x0.shape
+    assert (x - exact_linear(x0, 1.0)).abs().max() < 1e-6
+    assert nfe > 6 and nfe % 6 == 2  # Dormand-Prince: 6 evaluations a step plus the two initial ones
+
+
+def test_bad_arguments():
+    x = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="solver"):
+        sampling.odeint(linear_drift, x, 0, 1, solver="rk4")
+    with pytest.raises(ValueError, match="z_min"):
+        sampling.backward_ode(lambda x, z: (x, -z), x, z_max=1.0, z_min=2.0)
+
+
+def exact_field_fn(charges, gamma=0.0):
+    n = charges.shape[1]
+
+    def field_fn(x, z):
+        v = poisson.field_target(torch.cat([x.reshape(len(x), -1), z[:, None]], 1), charges, gamma)
+        return v[:, :n].reshape(x.shape), v[:, n]
+
+    return field_fn
+
+
+CHARGES = torch.tensor([[1.0, 0.0, 0.0], [-0.5, 0.8, 0.1], [0.2, -0.9, 0.3], [-0.7, 0.1, -0.4]],
+                       dtype=torch.float64)
+
+
+@pytest.mark.parametrize("solver,steps", [("rk45", None), ("heun", 60), ("euler", 300)])
+def test_exact_field_carries_prior_onto_charges_in_equal_shares(solver, steps):
+    """Every charge sends half its flux up; the prior on a far plane is that of their sum, so each
+    charge must receive an equal share of the samples, and every sample must land on a charge."""
+    charges = CHARGES - CHARGES.mean(0)
+    z_max = 100.0
+    g = torch.Generator().manual_seed(0)
+    x = poisson.sample_prior(2000, 3, z_max, 50 * z_max, generator=g, dtype=torch.float64)
+    out, nfe = sampling.backward_ode(exact_field_fn(charges), x, z_max=z_max, z_min=1e-5, solver=solver,
+                                     steps=steps or 100)
+    dist, which = torch.cdist(out, charges).min(1)
+    assert (dist < 1e-2).float().mean() > 0.99
+    counts = torch.bincount(which, minlength=4).numpy()
+    assert scipy.stats.chisquare(counts).pvalue > 1e-3, counts
+    if steps:
+        assert nfe == (2 * steps if solver == "heun" else steps)
+
+
+def test_backward_ode_shapes_dtypes_and_z_substitution():
+    charges = torch.rand(16, 2, 4, 4, dtype=torch.float64)
+    flat = charges.reshape(16, -1)
+    field = exact_field_fn(flat, gamma=5.0)
+
+    def field_fn(x, z):
+        vx, vz = field(x.reshape(len(x), -1), z)
+        return vx.reshape(x.shape), vz
+
+    for dtype in (torch.float32, torch.float64):
+        x = poisson.sample_prior(6, 32, 20.0, 200.0, dtype=dtype).reshape(6, 2, 4, 4)
+        out, nfe = sampling.backward_ode(field_fn, x, z_max=20.0, z_min=1e-3, solver="euler", steps=200)
+        assert out.shape == x.shape and out.dtype == dtype
+        out_sub, _ = sampling.backward_ode(field_fn, x, z_max=20.0, z_min=1e-3, solver="euler", steps=200,
+                                           z_exp=1.0, gamma=5.0)
+        # with the exact field the substitution changes little, and both end on a charge
+        for o in (out, out_sub):
+            assert torch.cdist(o.reshape(6, -1).double(), flat).min(1).values.max() < 0.05
+
+
+def test_negative_vz_is_guarded():
+    """A field with v_z >= 0 (a broken network) must not reverse or blow up the trajectory."""
+    x = torch.ones(3, 2)
+    out, _ = sampling.backward_ode(lambda x, z: (x, torch.zeros(len(x))), x, z_max=1.0, z_min=0.5,
+                                   solver="euler", steps=10)
+    assert torch.isfinite(out).all()
