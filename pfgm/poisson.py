@@ -60,9 +60,9 @@ def empirical_field(x, data, *, refine=_REFINE_NEAREST):
     xs, z = x[:, :n], x[:, n]
 
     # Squared distances in the x-coordinates, through one matrix product: (B, L).
-    x_sq = (xs * xs).sum(1, keepdim=True)
-    y_sq = (y * y).sum(1)
-    d2 = torch.addmm(x_sq + y_sq, xs, y.t(), beta=1.0, alpha=-2.0).clamp_min_(0.0)
+    x_sq = torch.linalg.vector_norm(xs, dim=1, keepdim=True).square()
+    y_sq = torch.linalg.vector_norm(y, dim=1).square()
+    d2 = (xs @ y.t()).mul_(-2.0).add_(x_sq).add_(y_sq).clamp_min_(0.0)
 
     # Exact distances to the few nearest charges, where cancellation would hurt the most.
     k = min(refine, y.shape[0])
