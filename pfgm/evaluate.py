@@ -29,7 +29,8 @@ def select_checkpoints(config, workdir):
     chosen = [(s, p) for s, p in found if s in wanted]
     if not chosen:
         raise checkpoint.CheckpointError(
-            f"none of checkpoint_{{{min(wanted)}..{max(wanted)}}}.pth is in {workdir!r}/checkpoints")
+            f"none of checkpoint_{{{min(wanted)}..{max(wanted)}}}.pth (eval.begin_ckpt..end_ckpt times "
+            f"training.snapshot_freq) is in {os.path.join(workdir, 'checkpoints')!r}")
     return chosen
 
 

@@ -26,7 +26,7 @@ def main(argv):
             train.train(FLAGS.config, FLAGS.workdir)
         else:
             evaluate.evaluate(FLAGS.config, FLAGS.workdir, FLAGS.eval_folder)
-    except (config_checks.ConfigError, datasets.DataError, checkpoint.CheckpointError) as e:
+    except (config_checks.ConfigError, datasets.DataError, checkpoint.CheckpointError, FloatingPointError) as e:
         print(f"pfgm: error: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -140,7 +140,8 @@ class Trainer:
                 batch = self.scaler(next(batches).to(self.device, non_blocking=True))
                 last_loss, lr = self.train_step(batch)
                 if not np.isfinite(last_loss):
-                    raise FloatingPointError(f"loss became {last_loss} at step {self.step}")
+                    raise FloatingPointError(f"loss became {last_loss} at step {self.step}; the last good "
+                                             f"checkpoints are in {self.workdir!r}")
                 bar.update(1)
                 step = self.step
                 if step % t.log_freq == 0 or step == t.n_iters:
