@@ -67,6 +67,12 @@ def load_checkpoint(path, model, ema=None, optimizer=None, map_location="cpu"):
     first differences, before anything is modified.
     """
     state = read_checkpoint(path, map_location)
+    load_state(state, path, model, ema, optimizer)
+    return state
+
+
+def load_state(state, path, model, ema=None, optimizer=None):
+    """Load an already read checkpoint `state` (from `path`, named in errors); see load_checkpoint."""
     weights = strip_module_prefix(state["model"])
     own = model.state_dict()
     missing = sorted(set(own) - set(weights))
@@ -90,7 +96,6 @@ def load_checkpoint(path, model, ema=None, optimizer=None, map_location="cpu"):
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"checkpoint {path!r}: {e}") from e
     model.load_state_dict(weights, strict=True)
-    return state
 
 
 def checkpoint_path(workdir, step):

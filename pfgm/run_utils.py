@@ -59,3 +59,36 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("disable", None)  # off when stderr is not a terminal
     return tqdm(iterable, **kwargs)
+
+
+# -- distributed ----------------------------------------------------------------------------
+
+def dist_env():
+    """(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) when not launched by it."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init_distributed(device_name):
+    """Join the process group when launched by torchrun: NCCL on GPUs, gloo on CPU.
+
+    Returns (rank, world_size, device). Without torchrun: (0, 1, the configured device).
+    """
+    import torch.distributed as dist
+
+    rank, world, local = dist_env()
+    device = resolve_device(device_name)
+    if world == 1:
+        return 0, 1, device
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def step_seed(*keys):
+    """A 63-bit seed determined by the keys (seed, step, stream, rank...): the random draws of a step
+    depend on nothing but these, so a resumed run repeats the interrupted one exactly."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))

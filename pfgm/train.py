@@ -2,20 +2,32 @@
 
 Workdir layout:
   checkpoints/checkpoint_{step}.pth   every training.snapshot_freq steps and at the end
-  checkpoints-meta/checkpoint.pth     every training.snapshot_freq_for_preemption steps; resumed from
+  checkpoints-meta/checkpoint.pth     every training.snapshot_freq_for_preemption steps, on SIGTERM/SIGINT
   samples/iter_{step}/sample.npz|png  EMA samples at each snapshot (data space) and their picture
-  log.txt, loss.csv                   readable log; step, loss, learning rate every log_freq steps
+  log.txt, loss.csv, config.json      readable log; step, loss, learning rate every log_freq steps
+
+Reproducibility: every random draw of step k (the data, the method's noise, dropout) is seeded from
+(config.seed, k), so a run resumed from a checkpoint repeats the interrupted one bit for bit (on CPU)
+with nothing but the step in the checkpoint.
+
+Distributed (torchrun): each rank draws its share of the step's batch, the shares are all-gathered so
+the PFGM field sees every charge of the global batch, each rank trains on its share of the trained
+points, and DistributedDataParallel averages the gradients. Only rank 0 writes files.
 """
 import csv
-import json
 import os
+import signal
 import time
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from pfgm import checkpoint, config_checks, datasets, methods, models, run_utils, visualize
 from pfgm.models.ema import ExponentialMovingAverage
+
+# streams of step_seed
+_DATA, _NOISE, _TORCH, _EVAL, _SNAPSHOT = range(5)
 
 
 def build_optimizer(config, params):
@@ -31,13 +43,39 @@ def learning_rate(config, step):
     return o.lr * min((step + 1) / o.warmup, 1.0) if o.warmup > 0 else o.lr
 
 
+def draw_shard(dataset, config, step, rank, world):
+    """This rank's share (B_L / world samples, its trained points first) of step `step`'s batch."""
+    gen = torch.Generator().manual_seed(run_utils.step_seed(config.seed, step, _DATA, rank))
+    return next(dataset.train_batches(config.training.batch_size // world, gen))
+
+
+def arrange_global(shards, n_trained):
+    """The global batch from the ranks' shards: all trained points first (rank-major), then the rest."""
+    b = n_trained // len(shards)
+    return torch.cat([s[:b] for s in shards] + [s[b:] for s in shards])
+
+
+def _n_trained(config):
+    t = config.training
+    return t.get("small_batch_size", t.batch_size)
+
+
+class Interrupted(Exception):
+    pass
+
+
 class Trainer:
     """Everything one run needs, built (and checked) before anything is written to the workdir."""
 
     def __init__(self, config, workdir):
         config_checks.validate(config)
         self.config, self.workdir = config, workdir
-        self.device = run_utils.resolve_device(config.device)
+        self.rank, self.world, self.device = run_utils.init_distributed(config.device)
+        t = config.training
+        for key, value in (("batch_size", t.batch_size), ("small_batch_size", _n_trained(config))):
+            if value % self.world:
+                raise config_checks.ConfigError(
+                    f"training.{key}: {value} does not split evenly over {self.world} processes")
         run_utils.seed_everything(config.seed)
         self.dataset = datasets.get_dataset(config)
         self.scaler = datasets.data_scaler(config)
@@ -46,43 +84,85 @@ class Trainer:
         self.model = models.create_model(config, self.device)
         self.ema = ExponentialMovingAverage(self.model, config.model.ema_rate)
         self.optimizer = build_optimizer(config, self.model.parameters())
-        self.data_gen = torch.Generator().manual_seed(config.seed)
-        self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.step = 0
-        meta = checkpoint.meta_checkpoint_path(workdir)
+        self.nonfinite_in_row = self.nonfinite_total = 0
+        self.log = run_utils.setup_logging(None)
+        self.resumed_from = self._resume()
+        self.ddp = None
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self._stop = False
+
+    def _resume(self):
+        """Load the newest readable checkpoint (meta or numbered); skip and name unreadable ones.
+
+        A readable checkpoint of another network is an error, not something to skip.
+        """
+        candidates = [(s, p) for s, p in checkpoint.list_checkpoints(self.workdir)]
+        meta = checkpoint.meta_checkpoint_path(self.workdir)
+        states = []
         if os.path.exists(meta):
-            state = checkpoint.load_checkpoint(meta, self.model, self.ema, self.optimizer, self.device)
-            self.step = int(state["step"])
-            if "rng" in state:
-                self.data_gen.set_state(state["rng"]["data"])
-                self.noise_gen.set_state(state["rng"]["noise"].to(self.noise_gen.get_state().device))
+            candidates.append((None, meta))
+        for step, path in candidates:
+            try:
+                state = checkpoint.read_checkpoint(path, map_location="cpu")
+            except checkpoint.CheckpointError as e:
+                self.log.warning("skipping %s", e)
+                continue
+            states.append((int(state.get("step", -1)), path != meta, path, state))
+        if not states:
+            return None
+        step, _, path, state = max(states, key=lambda s: (s[0], s[1]))
+        checkpoint.load_state(state, path, self.model, self.ema, self.optimizer)
+        self.step = int(state["step"])
+        self.nonfinite_total = int(state.get("nonfinite_total", 0))
+        return path
 
     # -- one step -------------------------------------------------------------------------
+    def global_batch(self, step):
+        shard = self.scaler(draw_shard(self.dataset, self.config, step, self.rank, self.world).to(self.device))
+        if self.world == 1:
+            return shard
+        shards = [torch.empty_like(shard) for _ in range(self.world)]
+        dist.all_gather(shards, shard.contiguous())
+        return arrange_global(shards, _n_trained(self.config))
+
     def train_step(self, batch):
+        """One update on the global batch; returns (loss, lr), loss NaN when the step was skipped."""
         self.model.train()
-        loss = self.method.loss(self.model, batch, generator=self.noise_gen)
+        torch.manual_seed(run_utils.step_seed(self.config.seed, self.step, _TORCH, self.rank))
+        noise = torch.Generator(device=self.device)
+        noise.manual_seed(run_utils.step_seed(self.config.seed, self.step, _NOISE))
+        net = self.ddp if self.ddp is not None else self.model
+        shard = (self.rank, self.world) if self.world > 1 else None
+        loss = self.method.loss(net, batch, generator=noise, shard=shard)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         lr = learning_rate(self.config, self.step)
+        clip = self.config.optim.grad_clip
+        # the norm is taken after DDP's all-reduce, so every rank makes the same decision
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else float("inf"))
+        self.step += 1
+        if not (torch.isfinite(norm) and torch.isfinite(loss)):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.nonfinite_in_row += 1
+            self.nonfinite_total += 1
+            return float("nan"), lr
+        self.nonfinite_in_row = 0
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        if self.config.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
         self.optimizer.step()
-        self.step += 1
         self.ema.update(self.model)
         return loss.item(), lr
 
     @torch.no_grad()
-    def eval_loss(self, n_batches=1):
-        gen = torch.Generator().manual_seed(self.config.seed + 2)
-        noise = torch.Generator(device=self.device).manual_seed(self.config.seed + 3)
+    def eval_loss(self):
+        gen = torch.Generator().manual_seed(self.config.seed + _EVAL)
+        noise = torch.Generator(device=self.device).manual_seed(self.config.seed + _EVAL)
         with self.ema_weights():
-            losses = []
-            for _ in range(n_batches):
-                batch = self.scaler(self.dataset.eval_data(self.config.training.batch_size, gen).to(self.device))
-                losses.append(self.method.loss(self.model, batch, generator=noise).item())
-        return float(np.mean(losses))
+            batch = self.scaler(self.dataset.eval_data(self.config.training.batch_size, gen).to(self.device))
+            return self.method.loss(self.model, batch, generator=noise).item()
 
     def ema_weights(self):
         trainer = self
@@ -98,14 +178,15 @@ class Trainer:
 
         return _Swap()
 
-    # -- outputs --------------------------------------------------------------------------
+    # -- outputs (rank 0) -----------------------------------------------------------------
     def save(self, path):
-        rng = dict(data=self.data_gen.get_state(), noise=self.noise_gen.get_state())
-        checkpoint.save_checkpoint(path, self.model, self.ema, self.optimizer, self.step, rng=rng)
+        if self.rank == 0:
+            checkpoint.save_checkpoint(path, self.model, self.ema, self.optimizer, self.step,
+                                       nonfinite_total=self.nonfinite_total)
 
     def snapshot_samples(self):
-        n = self.config.training.snapshot_num_samples
-        gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 4)
+        n = self.config.training.get("snapshot_num_samples", 64)
+        gen = torch.Generator(device=self.device).manual_seed(self.config.seed + _SNAPSHOT)
         with self.ema_weights():
             samples, nfe = self.method.sample(self.model, n, self.dataset.shape, generator=gen, device=self.device)
         samples = self.inverse_scaler(samples).float().cpu().numpy()
@@ -117,56 +198,100 @@ class Trainer:
                                       title=f"step {self.step}, NFE {nfe}")
         return folder, nfe
 
+    def _barrier(self):
+        if self.world > 1:
+            dist.barrier()
+
+    def _on_signal(self, signum, frame):
+        self._stop = True
+
+    def _should_stop(self):
+        if self.world == 1:
+            return self._stop
+        flag = torch.tensor([float(self._stop)], device=self.device)
+        dist.all_reduce(flag)
+        return flag.item() > 0
+
     # -- the loop -------------------------------------------------------------------------
     def run(self):
         cfg, t = self.config, self.config.training
-        os.makedirs(os.path.join(self.workdir, "checkpoints"), exist_ok=True)
-        log = run_utils.setup_logging(os.path.join(self.workdir, "log.txt"))
-        with open(os.path.join(self.workdir, "config.json"), "w") as f:
-            f.write(cfg.to_json_best_effort(indent=2))
+        max_bad = t.get("max_nonfinite_steps", 20)
+        main = self.rank == 0
+        if main:
+            os.makedirs(os.path.join(self.workdir, "checkpoints"), exist_ok=True)
+            self.log = run_utils.setup_logging(os.path.join(self.workdir, "log.txt"))
+            with open(os.path.join(self.workdir, "config.json"), "w") as f:
+                f.write(cfg.to_json_best_effort(indent=2))
+        log = self.log
         n_params = sum(p.numel() for p in self.model.parameters())
-        log.info("training %s with %s (%.2fM parameters) on %s, data %s %s; step %d of %d",
-                 t.sde, cfg.model.name, n_params / 1e6, self.device, cfg.data.dataset,
-                 tuple(self.dataset.shape), self.step, t.n_iters)
-        loss_file = open(os.path.join(self.workdir, "loss.csv"), "a", newline="")
-        loss_log = csv.writer(loss_file)
-        if loss_file.tell() == 0:
+        if main:
+            log.info("training %s with %s (%.2fM parameters) on %s x%d, data %s %s; step %d of %d%s",
+                     t.sde, cfg.model.name, n_params / 1e6, self.device, self.world, cfg.data.dataset,
+                     tuple(self.dataset.shape), self.step, t.n_iters,
+                     f" (resumed from {self.resumed_from})" if self.resumed_from else "")
+        loss_file = open(os.path.join(self.workdir, "loss.csv"), "a", newline="") if main else None
+        loss_log = csv.writer(loss_file) if main else None
+        if main and loss_file.tell() == 0:
             loss_log.writerow(["step", "loss", "lr"])
-        batches = self.dataset.train_batches(t.batch_size, self.data_gen)
-        bar = run_utils.progress(total=t.n_iters, initial=self.step, desc="train", unit="step")
+        handlers = {}
+        if threading_is_main():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                handlers[sig] = signal.signal(sig, self._on_signal)
+        bar = run_utils.progress(total=t.n_iters, initial=self.step, desc="train", unit="step", disable=not main or None)
         start, logged_step, last_loss = time.time(), self.step, float("nan")
         try:
             while self.step < t.n_iters:
-                batch = self.scaler(next(batches).to(self.device, non_blocking=True))
-                last_loss, lr = self.train_step(batch)
-                if not np.isfinite(last_loss):
-                    raise FloatingPointError(f"loss became {last_loss} at step {self.step}; the last good "
-                                             f"checkpoints are in {self.workdir!r}")
-                bar.update(1)
+                if self._should_stop():
+                    raise Interrupted
+                last_loss, lr = self.train_step(self.global_batch(self.step))
                 step = self.step
-                if step % t.log_freq == 0 or step == t.n_iters:
+                bar.update(1)
+                if self.nonfinite_in_row:
+                    log.warning("step %d: non-finite loss or gradients; update skipped (%d in a row, %d in all)",
+                                step, self.nonfinite_in_row, self.nonfinite_total)
+                    if self.nonfinite_in_row >= max_bad:
+                        raise FloatingPointError(
+                            f"{self.nonfinite_in_row} non-finite steps in a row (training.max_nonfinite_steps="
+                            f"{max_bad}); stopped at step {step}. The last good checkpoints in "
+                            f"{self.workdir!r} are kept; lower optim.lr or check the data")
+                if main and (step % t.log_freq == 0 or step == t.n_iters):
                     loss_log.writerow([step, f"{last_loss:.6g}", f"{lr:.3g}"])
                     loss_file.flush()
                     bar.set_postfix(loss=f"{last_loss:.4g}")
                     rate = (step - logged_step) / max(time.time() - start, 1e-9)
                     log.info("step %d  loss %.5g  lr %.2e  (%.1f steps/s)", step, last_loss, lr, rate)
                     start, logged_step = time.time(), step
-                if step % t.eval_freq == 0:
+                if main and step % t.eval_freq == 0:
                     log.info("step %d  eval loss (EMA) %.5g", step, self.eval_loss())
                 if step % t.snapshot_freq_for_preemption == 0:
                     self.save(checkpoint.meta_checkpoint_path(self.workdir))
                 if step % t.snapshot_freq == 0 or step == t.n_iters:
                     self.save(checkpoint.checkpoint_path(self.workdir, step))
-                    if t.snapshot_sampling:
+                    if main and t.snapshot_sampling:
                         folder, nfe = self.snapshot_samples()
-                        log.info("step %d  checkpoint saved; %d samples (NFE %d) in %s",
-                                 step, t.snapshot_num_samples, nfe, folder)
+                        log.info("step %d  checkpoint saved; samples (NFE %d) in %s", step, nfe, folder)
+                    self._barrier()
+        except Interrupted:
+            self.save(checkpoint.meta_checkpoint_path(self.workdir))
+            if main:
+                log.info("interrupted at step %d: meta checkpoint saved; run the same command to resume", self.step)
+            return self
         finally:
             bar.close()
-            loss_file.close()
+            if loss_file:
+                loss_file.close()
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
         self.save(checkpoint.meta_checkpoint_path(self.workdir))
-        log.info("done: %d steps; final loss %.5g", self.step, last_loss)
+        if main:
+            log.info("done: %d steps; final loss %.5g", self.step, last_loss)
         return self
+
+
+def threading_is_main():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def train(config, workdir):

@@ -9,8 +9,14 @@ class Method(abc.ABC):
         self.config = config
 
     @abc.abstractmethod
-    def loss(self, model, batch, generator=None):
-        """Scalar training loss of `model` on `batch` ((B_L, *shape), model space)."""
+    def loss(self, model, batch, generator=None, shard=None):
+        """Scalar training loss of `model` on `batch` ((B_L, *shape), model space).
+
+        shard=(rank, world): the batch is the global one, gathered from all ranks; the random draws
+        are made for all of it (so they do not depend on how it is split) and the loss is the mean
+        over this rank's equal share of the trained points. Averaging the ranks' gradients then gives
+        exactly the single-process gradient.
+        """
 
     @abc.abstractmethod
     def prior_sample(self, n, shape, device, generator=None):
@@ -22,6 +28,17 @@ class Method(abc.ABC):
 
         `overrides` replace `config.sampling` entries for this call (e.g. ode_solver='euler', N=20).
         """
+
+    @staticmethod
+    def shard_slice(n, shard):
+        """This rank's contiguous share of n items."""
+        if shard is None:
+            return slice(0, n)
+        rank, world = shard
+        if n % world:
+            raise ValueError(f"{n} trained points do not split evenly over {world} ranks")
+        size = n // world
+        return slice(rank * size, (rank + 1) * size)
 
     def sampling_options(self, overrides):
         opts = dict(self.config.sampling)

@@ -16,12 +16,15 @@ class Poisson(Method):
 
     name = "poisson"
 
-    def loss(self, model, batch, generator=None):
+    def loss(self, model, batch, generator=None, shard=None):
         t = self.config.training
         small = batch[: t.small_batch_size]
         x_aug = poisson.perturb(small, t.M, t.tau, self.config.model.sigma_end,
                                 restrict_M=t.restrict_M, generator=generator)
+        mine = self.shard_slice(len(small), shard)
+        small, x_aug = small[mine], x_aug[mine]
         with torch.no_grad():
+            # every charge of the (global) batch, the trained points' own among them
             target = poisson.field_target(x_aug, batch, t.gamma)
         x_in = x_aug[:, :-1].reshape(small.shape)
         # The target uses the true z; the network never sees z = 0 (log z embeddings).

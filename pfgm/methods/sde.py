@@ -149,10 +149,10 @@ class SDE(Method):
             raise ValueError(f"unknown sampling options {sorted(unknown)}")
         return {**SAMPLING_DEFAULTS, **self.config.sampling, **overrides}
 
-    def loss(self, model, batch, generator=None):
-        return self.dsm_loss(self.score_fn(model), batch, generator)
+    def loss(self, model, batch, generator=None, shard=None):
+        return self.dsm_loss(self.score_fn(model), batch, generator, shard)
 
-    def dsm_loss(self, score_fn, x0, generator=None):
+    def dsm_loss(self, score_fn, x0, generator=None, shard=None):
         """Continuous denoising score matching, t ~ U(train_eps, T).
 
         Unweighted: ||s std + z||^2. With training.likelihood_weighting: g(t)^2 ||s + z / std||^2.
@@ -162,6 +162,8 @@ class SDE(Method):
         opts = dict(generator=generator, device=x0.device, dtype=x0.dtype)
         t = torch.rand(x0.shape[0], **opts) * (self.T - self.train_eps) + self.train_eps
         z = torch.randn(x0.shape, **opts)
+        mine = self.shard_slice(x0.shape[0], shard)
+        x0, t, z = x0[mine], t[mine], z[mine]
         mean, std = self.marginal_prob(x0, t)
         std = _bc(std, x0)
         score = score_fn(mean + std * z, t)
