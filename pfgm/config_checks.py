@@ -1,4 +1,5 @@
 """Validation of a config before any work starts: every error names the offending key."""
+import math
 import numbers
 import os
 
@@ -18,7 +19,8 @@ def _get(config, key):
     return node
 
 
-def _number(config, key, *, low=None, high=None, strict_low=False, integer=False, optional=False):
+def _number(config, key, *, low=None, high=None, strict_low=False, integer=False, optional=False,
+            allow_inf=False):
     if optional:
         try:
             value = _get(config, key)
@@ -29,6 +31,8 @@ def _number(config, key, *, low=None, high=None, strict_low=False, integer=False
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         raise ConfigError(f"{key}: expected {'an integer' if integer else 'a number'}, got {value!r}")
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ConfigError(f"{key}: must be finite, got {value!r}")
     if low is not None and (value <= low if strict_low else value < low):
         raise ConfigError(f"{key}: must be {'>' if strict_low else '>='} {low}, got {value!r}")
     if high is not None and value > high:
@@ -43,8 +47,21 @@ def _choice(config, key, choices):
     return value
 
 
+def _leaves(node, prefix=""):
+    for k, v in node.items():
+        if hasattr(v, "items"):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
 def validate(config, mode="train"):
     """Raise ConfigError for the first invalid value. Checks types, ranges, names and files."""
+    for key, value in _leaves(config):
+        values = value if isinstance(value, (tuple, list)) else [value]
+        for v in values:
+            if isinstance(v, float) and math.isnan(v):
+                raise ConfigError(f"{key}: NaN is not a valid value")
     sde = _choice(config, "training.sde", methods.method_names())
     _choice(config, "model.name", models.model_names())
     dataset = _choice(config, "data.dataset", datasets.dataset_names())
@@ -56,10 +73,16 @@ def validate(config, mode="train"):
     _number(config, "optim.lr", low=0, strict_low=True)
     _number(config, "optim.warmup", low=0, integer=True)
     _number(config, "optim.grad_clip", low=0)
+    beta1 = _number(config, "optim.beta1", low=0)
+    if beta1 >= 1:
+        raise ConfigError(f"optim.beta1: must be in [0, 1), got {beta1!r}")
+    _number(config, "optim.eps", low=0)
+    _number(config, "optim.weight_decay", low=0)
     _number(config, "model.ema_rate", low=0, high=1)
     _number(config, "eval.batch_size", low=1, integer=True)
     _number(config, "eval.num_samples", low=1, integer=True)
     _number(config, "sampling.N", low=1, integer=True)
+    _number(config, "seed", low=0, integer=True)
     if _get(config, "sampling.method") == "ode":
         _choice(config, "sampling.ode_solver", set(sampling.SOLVERS) | {"forward_euler", "improved_euler"})
     for key in ("rtol", "atol"):
@@ -78,7 +101,7 @@ def validate(config, mode="train"):
         z_max = _number(config, "sampling.z_max", low=0, strict_low=True)
         if z_min >= z_max:
             raise ConfigError(f"sampling.z_min: must be below sampling.z_max ({z_max}), got {z_min}")
-        _number(config, "sampling.upper_norm", low=0, strict_low=True)
+        _number(config, "sampling.upper_norm", low=0, strict_low=True, allow_inf=True)
     else:
         check = getattr(methods.get_method_class(sde), "check_config", None)
         if check is not None:

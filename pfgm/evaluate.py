@@ -9,7 +9,7 @@ import os
 import numpy as np
 import torch
 
-from pfgm import checkpoint, config_checks, datasets, methods, models, run_utils, visualize
+from pfgm import checkpoint, config_checks, datasets, methods, run_utils, train, visualize
 from pfgm.evaluation import sample_metrics
 from pfgm.models.ema import ExponentialMovingAverage
 
@@ -52,7 +52,7 @@ def evaluate(config, workdir, eval_folder="eval"):
     dataset = datasets.get_dataset(config)
     scaler, inverse = datasets.data_scaler(config), datasets.inverse_scaler(config)
     method = methods.get_method(config)
-    model = models.create_model(config, device)
+    model = train.build_model(config, device)
     ema = ExponentialMovingAverage(model, config.model.ema_rate)
     chosen = select_checkpoints(config, workdir)
     out = os.path.join(workdir, eval_folder)

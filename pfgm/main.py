@@ -31,8 +31,17 @@ def main(argv):
         sys.exit(2)
 
 
+def parse_flags(argv):
+    """absl's parser, with a bad `--config.key=value` reported as one line instead of a traceback."""
+    try:
+        return FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+        print(f"pfgm: error: bad flag in {' '.join(argv[1:])!r}: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def run():
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

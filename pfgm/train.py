@@ -43,6 +43,17 @@ def learning_rate(config, step):
     return o.lr * min((step + 1) / o.warmup, 1.0) if o.warmup > 0 else o.lr
 
 
+def build_model(config, device):
+    """The configured network; a config it cannot be built from is a ConfigError naming model.*."""
+    try:
+        return models.create_model(config, device)
+    except config_checks.ConfigError:
+        raise
+    except (ValueError, TypeError, RuntimeError, KeyError, AttributeError) as e:
+        raise config_checks.ConfigError(f"model ({config.model.name}): cannot build the network from "
+                                        f"this config: {type(e).__name__}: {e}") from e
+
+
 def draw_shard(dataset, config, step, rank, world):
     """This rank's share (B_L / world samples, its trained points first) of step `step`'s batch."""
     gen = torch.Generator().manual_seed(run_utils.step_seed(config.seed, step, _DATA, rank))
@@ -81,7 +92,7 @@ class Trainer:
         self.scaler = datasets.data_scaler(config)
         self.inverse_scaler = datasets.inverse_scaler(config)
         self.method = methods.get_method(config)
-        self.model = models.create_model(config, self.device)
+        self.model = build_model(config, self.device)
         self.ema = ExponentialMovingAverage(self.model, config.model.ema_rate)
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.step = 0

@@ -37,6 +37,9 @@ class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
         m = config.model
+        for key, low in (("nf", 1), ("num_layers", 1), ("embed_dim", 2)):
+            if not isinstance(m[key], int) or m[key] < low:
+                raise ValueError(f"model.{key} must be an integer >= {low}, got {m[key]!r}")
         self.shape = tuple(config.data.shape)
         self.dim = math.prod(self.shape)
         self.poisson = config.training.sde == "poisson"
