@@ -99,6 +99,8 @@ def get_default_configs():
     evaluate.enable_loss = False
     evaluate.enable_bpd = False
     evaluate.bpd_dataset = "test"
+    evaluate.fid_stats = ""             # mu/sigma .npz (tools/fid.py stats): enables FID/IS of the samples
+    evaluate.inception_weights = ""     # pt_inception-2015-12-05-6726825d.pth; "" = $PFGM_INCEPTION_WEIGHTS or ~/.cache/pfgm
     evaluate.save_images = False
     evaluate.enable_interpolate = False
     evaluate.enable_rescale = False

@@ -46,9 +46,23 @@ def sample_quality(samples, reference):
                 mmd=sample_metrics.mmd_rbf(flat[:n], reference[:n].reshape(n, -1)))
 
 
+def image_metrics(config, device):
+    """FID/IS against eval.fid_stats when it is set (and the sample is images); None otherwise."""
+    stats = config.eval.get("fid_stats", "")
+    if not stats or not config.eval.enable_sampling:
+        return None
+    from pfgm.evaluation.image_metrics import InceptionMetrics
+
+    try:
+        return InceptionMetrics(stats, config.eval.get("inception_weights", ""), device)
+    except (FileNotFoundError, ValueError) as e:
+        raise config_checks.ConfigError(f"eval.fid_stats / eval.inception_weights: {e}") from e
+
+
 def evaluate(config, workdir, eval_folder="eval"):
     config_checks.validate(config, mode="eval")
     device = run_utils.resolve_device(config.device)
+    fid_metrics = image_metrics(config, device)
     dataset = datasets.get_dataset(config)
     scaler, inverse = datasets.data_scaler(config), datasets.inverse_scaler(config)
     method = methods.get_method(config)
@@ -92,11 +106,13 @@ def evaluate(config, workdir, eval_folder="eval"):
             report["nfe"] = float(np.mean(nfes))
             report["num_samples"] = int(len(samples))
             report.update(sample_quality(samples, reference))
+            if fid_metrics is not None:
+                report.update(fid_metrics(samples))
             visualize.save_samples_figure(samples, os.path.join(folder, "samples.png"), reference=reference,
                                           title=f"{config.training.sde}, step {step}, NFE {report['nfe']:.0f}")
             log.info("checkpoint %d: %d samples, NFE %.0f%s", step, len(samples), report["nfe"],
                      "".join(f", {k} {v:.4g}" for k, v in report.items()
-                             if k in ("sliced_wasserstein", "mmd")))
+                             if k in ("sliced_wasserstein", "mmd", "fid", "inception_score")))
         with open(os.path.join(out, f"report_{step}.json"), "w") as f:
             json.dump(report, f, indent=2)
         reports.append(report)
