@@ -66,9 +66,11 @@ def empirical_field(x, data, *, refine=_REFINE_NEAREST):
 
     # Exact distances to the few nearest charges, where cancellation would hurt the most.
     k = min(refine, y.shape[0])
-    near = d2.topk(k, dim=1, largest=False).indices  # (B, k), column 0 is the nearest
+    near = d2.topk(k, dim=1, largest=False).indices  # (B, k)
     diff = xs.unsqueeze(1) - y[near]  # (B, k, N): small
-    d2.scatter_(1, near, (diff * diff).sum(-1))
+    near_d2 = (diff * diff).sum(-1)
+    d2.scatter_(1, near, near_d2)
+    nearest = near.gather(1, near_d2.argmin(1, keepdim=True)).squeeze(1)
 
     d2 = d2 + (z * z).unsqueeze(1)
     tiny = torch.finfo(x.dtype).tiny
@@ -76,7 +78,6 @@ def empirical_field(x, data, *, refine=_REFINE_NEAREST):
 
     # sum_j w_j (x - y_j) = (x - c) - sum_{j != c} w_j (y_j - c), c the nearest charge: every term
     # is then as small as the contribution it carries.
-    nearest = near[:, 0]
     c = y[nearest]
     w_other = w.scatter(1, nearest.unsqueeze(1), 0.0)
     pull = w_other @ y - w_other.sum(1, keepdim=True) * c
