@@ -1,0 +1,688 @@
+"""The paper's sample-quality/speed tables, one call per table, resumable; tools/reproduce.py is its CLI.
+
+Tables (`TABLES`), each at two scales:
+
+  table      gpu scale (the paper's setting)                       cpu scale (runs here, minutes)
+  cifar10    CIFAR-10 FID/IS/NFE: PFGM and the VE/VP/sub-VP SDEs    8x8 digits: PFGM vs VP vs VE, RK45
+  euler      Euler steps 10/20/50/100: PFGM vs VP ODE (CIFAR-10)    the same on digits (PFGM, VP, VE)
+  weak       weaker network (DDPM instead of DDPM++): PFGM vs VP    nf 16 instead of 32: PFGM vs VP
+  celeba64   PFGM DDPM++ on CelebA 64                               (no CPU analogue)
+  bedroom    PFGM DDPM++ on LSUN bedroom 256                        (no CPU analogue)
+  toy        -                                                      2-D checkerboard: PFGM/VE/VP, RK45 + Euler
+
+Workdir layout:
+  DIR/<model>/checkpoints/checkpoint_<step>.pth   the network a row needs (several rows share one model:
+                                                  the RK45 and Euler rows of PFGM DDPM++ use the same one)
+  DIR/<model>/reproduce/<sampler>.json, .npz      cached result (NFE, metrics) and samples of one
+                                                  (checkpoint, sampler, n) -- a second run reuses them
+  DIR/<table>_<scale>.md / .csv / .tex            the table, ours beside the paper's
+  DIR/<table>_<scale>_quality_vs_nfe.png          quality vs NFE (tables with several samplers)
+
+A row whose checkpoint is missing is listed with the command that trains it and where a published
+checkpoint goes; at the cpu scale missing models are trained (all with the same n_iters). GPU rows
+compute FID/IS with pfgm.evaluation (Inception weights + a statistics file); if either is missing the
+row keeps its samples and NFE and says what is missing, and a later run with the file adds the FID.
+
+Paper numbers: only those in the project's verified reference (README checkpoint table of the
+official repository and score_sde's README); the rest are marked "not transcribed", never guessed.
+"""
+import copy
+import csv
+import dataclasses
+import importlib.util
+import json
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # the config files import `configs.default_*`
+    sys.path.insert(0, ROOT)
+
+NOT_TRANSCRIBED = "not transcribed"
+EULER_STEPS = (10, 20, 50, 100)
+# Keys that define an equal budget for the CPU comparison; differences are printed, not hidden.
+BUDGET_KEYS = ["training.n_iters", "training.small_batch_size", "model.name", "model.nf", "model.ch_mult",
+               "model.num_res_blocks", "model.attn_resolutions", "model.ema_rate", "optim.lr",
+               "optim.warmup", "optim.grad_clip", "data.dataset", "seed"]
+
+
+@dataclasses.dataclass
+class Row:
+    name: str                    # row id (unique in its table)
+    label: str                   # shown in the table
+    model: str                   # checkpoint folder DIR/<model>
+    config: str                  # config file, relative to the repository root
+    overrides: dict = dataclasses.field(default_factory=dict)  # config changes that define the network/training
+    sampler: dict = dataclasses.field(default_factory=dict)    # config.sampling overrides of this row
+    paper: dict = None           # {'fid', 'is', 'nfe'}: numbers or strings; None: nothing to compare
+    source: str = ""             # where the paper number comes from / which paper row it mirrors
+    published: str = ""          # where a published checkpoint for `model` comes from
+
+
+@dataclasses.dataclass
+class Table:
+    name: str
+    title: str
+    kind: str                    # 'images' (FID), 'digits' (digits-FID), 'toy' (sliced W)
+    dataset: str = ""            # FID statistics flag suffix for 'images'
+    rows: list = dataclasses.field(default_factory=list)
+    note: str = ""
+
+
+def _sampler_label(s):
+    if s.get("method") == "pc":
+        return f"PC {s.get('predictor')}/{s.get('corrector')}, N={s.get('N')}"
+    if s.get("ode_solver") == "euler":
+        return f"Euler N={s['N']}"
+    return "RK45" + (f" tol {s['rtol']:g}" if "rtol" in s else "")
+
+
+# ------------------------------------------------------------------------------------------------
+# The tables.
+
+_PF = "github.com/Newbeeer/Poisson_flow README (checkpoint table); put it in DIR/{model}/checkpoints/"
+_SDE = "github.com/yang-song/score_sde_pytorch README (checkpoint table); put it in DIR/{model}/checkpoints/"
+_DDPM_ARCH = {"model.resblock_type": "ddpm", "model.num_res_blocks": 2, "model.skip_rescale": False,
+              "model.embedding_type": "positional"}
+_RK45 = dict(method="ode", ode_solver="rk45")
+
+
+def _gpu_tables():
+    P, V = "configs/poisson/cifar10_ddpmpp.py", "configs/vp/cifar10_ddpmpp_continuous.py"
+    pc = lambda pred, corr: dict(method="pc", predictor=pred, corrector=corr, N=1000)  # noqa: E731
+    cifar = [
+        Row("pfgm_ddpmpp", "PFGM, DDPM++", "pfgm_ddpmpp", P, sampler=_RK45,
+            paper=dict(fid=2.48, is_=9.65, nfe="~104"), source="PF:README", published=_PF),
+        Row("pfgm_ddpmpp_deep", "PFGM, DDPM++ deep", "pfgm_ddpmpp_deep", "configs/poisson/cifar10_ddpmpp_deep.py",
+            sampler=_RK45, paper=dict(fid=2.35, is_=9.68, nfe="~110"), source="PF:README; abstract", published=_PF),
+        Row("ve_ncsnpp_pc", "VE-SDE, NCSN++ cont. (PC)", "ve_ncsnpp_cont", "configs/ve/cifar10_ncsnpp_continuous.py",
+            sampler=pc("reverse_diffusion", "langevin"), paper=dict(fid=2.38, is_=9.83, nfe="2000*"),
+            source="SDE:README (*sampler default, not from the PFGM table)", published=_SDE),
+        Row("vp_ddpmpp_sde", "VP-SDE, DDPM++ cont. (SDE)", "vp_ddpmpp_cont", V,
+            sampler=pc("euler_maruyama", "none"), paper=dict(fid=2.55, is_=9.58, nfe="1000*"),
+            source="SDE:README (*sampler default)", published=_SDE),
+        Row("vp_ddpmpp_ode", "VP, DDPM++ cont. (prob. flow ODE)", "vp_ddpmpp_cont", V, sampler=_RK45,
+            paper=dict(fid=3.93, is_="–", nfe="140†"), source="SDE:README (FID); †NFE unverified", published=_SDE),
+        Row("subvp_ddpmpp_sde", "sub-VP SDE, DDPM++ cont. (SDE)", "subvp_ddpmpp_cont",
+            "configs/subvp/cifar10_ddpmpp_continuous.py", sampler=pc("euler_maruyama", "none"),
+            paper=dict(fid=2.61, is_=9.56, nfe="1000*"), source="SDE:README (*sampler default)", published=_SDE),
+        Row("subvp_ddpmpp_ode", "sub-VP, DDPM++ cont. (prob. flow ODE)", "subvp_ddpmpp_cont",
+            "configs/subvp/cifar10_ddpmpp_continuous.py", sampler=_RK45,
+            paper=dict(fid=3.16, is_="–", nfe="146†"), source="SDE:README (FID); †NFE unverified", published=_SDE),
+    ]
+    nt = dict(fid=NOT_TRANSCRIBED, is_=NOT_TRANSCRIBED, nfe=NOT_TRANSCRIBED)
+    euler = []
+    for n in EULER_STEPS:
+        euler.append(Row(f"pfgm_euler{n}", f"PFGM, DDPM++, Euler {n}", "pfgm_ddpmpp", P,
+                         sampler=dict(method="ode", ode_solver="euler", N=n), paper=dict(nt, nfe=n),
+                         source="PF:run.sh protocol; curve not transcribed", published=_PF))
+    for n in EULER_STEPS:
+        euler.append(Row(f"vp_ode_euler{n}", f"VP ODE, DDPM++ cont., Euler {n}", "vp_ddpmpp_cont", V,
+                         sampler=dict(method="ode", ode_solver="euler", N=n), paper=dict(nt, nfe=n + 1),
+                         source="curve not transcribed", published=_SDE))
+    weak = [
+        Row("pfgm_ddpmpp", "PFGM, DDPM++", "pfgm_ddpmpp", P, sampler=_RK45,
+            paper=dict(fid=2.48, is_=9.65, nfe="~104"), source="PF:README", published=_PF),
+        Row("pfgm_ddpm", "PFGM, DDPM (weaker)", "pfgm_ddpm", P, overrides=_DDPM_ARCH, sampler=_RK45, paper=nt,
+            source="no published PFGM DDPM config; arch = ncsnpp with DDPM res blocks"),
+        Row("vp_ddpmpp_ode", "VP ODE, DDPM++", "vp_ddpmpp_cont", V, sampler=_RK45,
+            paper=dict(fid=3.93, is_="–", nfe="140†"), source="SDE:README", published=_SDE),
+        Row("vp_ddpm_ode", "VP ODE, DDPM (weaker)", "vp_ddpm_cont", V, overrides=_DDPM_ARCH, sampler=_RK45,
+            paper=nt, source="not transcribed"),
+    ]
+    celeba = [Row("pfgm_celeba64", "PFGM, DDPM++, CelebA 64", "pfgm_celeba64", "configs/poisson/celeba64_ddpmpp.py",
+                  sampler=_RK45, paper=dict(fid=3.68, is_="–", nfe="~110"), source="PF:README", published=_PF)]
+    bedroom = [Row("pfgm_bedroom", "PFGM, DDPM++, LSUN bedroom 256", "pfgm_bedroom", "configs/poisson/bedroom_ddpmpp.py",
+                   sampler=_RK45, paper=dict(fid=13.66, is_="–", nfe="~122"), source="PF:README", published=_PF)]
+    return {
+        "cifar10": Table("cifar10", "CIFAR-10: FID / IS / NFE, PFGM and the SDE baselines", "images", "cifar10",
+                         cifar, "Baseline rows are from score_sde's README: check them against the PFGM PDF."),
+        "euler": Table("euler", "CIFAR-10: robustness to the Euler step count", "images", "cifar10", euler),
+        "weak": Table("weak", "CIFAR-10: robustness to a weaker network (DDPM vs DDPM++)", "images", "cifar10", weak),
+        "celeba64": Table("celeba64", "CelebA 64", "images", "celeba64", celeba,
+                          "Baseline rows of the paper's CelebA table are not transcribed."),
+        "bedroom": Table("bedroom", "LSUN bedroom 256", "images", "bedroom", bedroom,
+                         "The original code uses TF-Hub Inception-v3 feature_vector features at 256 px; "
+                         "pool3 FID here is not the same number."),
+    }
+
+
+def _cpu_tables(rk45_tol):
+    D = {"pfgm": "configs/poisson/digits_ddpmpp.py", "vp": "configs/vp/digits_ddpmpp.py",
+         "ve": "configs/ve/digits_ncsnpp.py"}
+    rk = dict(method="ode", ode_solver="rk45", rtol=rk45_tol, atol=rk45_tol)
+    names = {"pfgm": "PFGM", "vp": "VP ODE", "ve": "VE ODE"}
+    paper_rk = {"pfgm": (dict(fid=2.48, is_=9.65, nfe="~104"), "CIFAR-10 PFGM DDPM++ (PF:README)"),
+                "vp": (dict(fid=3.93, is_="–", nfe="140†"), "CIFAR-10 VP ODE (SDE:README)"),
+                "ve": (dict(fid="–", is_="–", nfe="–"), "paper's VE row is PC (2.38, 2000 NFE); no ODE number")}
+    main = [Row(f"{m}_rk45", f"{names[m]}, small UNet nf 32", f"digits_{m}", D[m], sampler=rk,
+                paper=paper_rk[m][0], source=paper_rk[m][1]) for m in ("pfgm", "vp", "ve")]
+    euler = []
+    for m in ("pfgm", "vp", "ve"):
+        euler.append(dataclasses.replace(main[["pfgm", "vp", "ve"].index(m)]))
+        for n in EULER_STEPS:
+            euler.append(Row(f"{m}_euler{n}", f"{names[m]}, Euler {n}", f"digits_{m}", D[m],
+                             sampler=dict(method="ode", ode_solver="euler", N=n),
+                             paper=dict(fid=NOT_TRANSCRIBED, is_="–", nfe=n if m == "pfgm" else n + 1),
+                             source="paper's Euler curve (CIFAR-10) not transcribed"))
+    weak = [main[0],
+            Row("pfgm_nf16_rk45", "PFGM, weaker UNet nf 16", "digits_pfgm_nf16", D["pfgm"], {"model.nf": 16}, rk,
+                dict(fid=NOT_TRANSCRIBED, is_="–", nfe=NOT_TRANSCRIBED), "paper: DDPM vs DDPM++, not transcribed"),
+            main[1],
+            Row("vp_nf16_rk45", "VP ODE, weaker UNet nf 16", "digits_vp_nf16", D["vp"], {"model.nf": 16}, rk,
+                dict(fid=NOT_TRANSCRIBED, is_="–", nfe=NOT_TRANSCRIBED), "paper: DDPM vs DDPM++, not transcribed")]
+    T = {"pfgm": "configs/poisson/toy2d.py", "ve": "configs/ve/toy2d.py", "vp": "configs/vp/toy2d.py"}
+    toy = []
+    for m in ("pfgm", "ve", "vp"):
+        for s in [rk] + [dict(method="ode", ode_solver="euler", N=n) for n in EULER_STEPS]:
+            tag = "rk45" if s["ode_solver"] == "rk45" else f"euler{s['N']}"
+            toy.append(Row(f"{m}_{tag}", f"{names[m]}, MLP, {_sampler_label(s)}", f"toy_{m}", T[m], sampler=s,
+                           paper=None, source="no paper analogue (toy)"))
+    return {
+        "cifar10": Table("cifar10", "Digits 8x8 (CPU analogue of the CIFAR-10 table): digits-FID / NFE, RK45",
+                         "digits", rows=main),
+        "euler": Table("euler", "Digits 8x8: robustness to the Euler step count", "digits", rows=euler),
+        "weak": Table("weak", "Digits 8x8: robustness to a weaker network (nf 16 vs 32)", "digits", rows=weak),
+        "toy": Table("toy", "2-D checkerboard: sliced Wasserstein / MMD / NFE", "toy", rows=toy),
+    }
+
+
+def tables(scale, rk45_tol=1e-3):
+    return _gpu_tables() if scale == "gpu" else _cpu_tables(rk45_tol)
+
+
+def table_names(scale):
+    return list(tables(scale))
+
+
+# ------------------------------------------------------------------------------------------------
+# Configs, checkpoints, commands.
+
+def load_config(path):
+    full = path if os.path.isabs(path) else os.path.join(ROOT, path)
+    spec = importlib.util.spec_from_file_location("_reproduce_cfg_" + os.path.basename(path)[:-3], full)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config()
+
+
+def _set(config, key, value):
+    *parents, last = key.split(".")
+    node = config
+    for p in parents:
+        node = node[p]
+    with node.unlocked() if hasattr(node, "unlocked") else _null():
+        node[last] = value
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _get(config, key):
+    for part in key.split("."):
+        config = config[part]
+    return config
+
+
+def _fmt_flag(value):
+    if isinstance(value, (tuple, list)):
+        return "(" + ",".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return str(value)
+
+
+def training_overrides(row, opts):
+    """Config changes of the trained model: the row's own, plus (cpu) the common step budget."""
+    o = dict(row.overrides)
+    if opts.get("n_iters") and opts["scale"] == "cpu":
+        n = int(opts["toy_n_iters"] if row.model.startswith("toy_") and opts.get("toy_n_iters") else opts["n_iters"])
+        o.update({"training.n_iters": n, "training.snapshot_freq": n,
+                  "training.snapshot_freq_for_preemption": max(1, min(500, n))})
+    elif opts.get("toy_n_iters") and row.model.startswith("toy_"):
+        n = int(opts["toy_n_iters"])
+        o.update({"training.n_iters": n, "training.snapshot_freq": n})
+    if opts["scale"] == "cpu":
+        o["training.snapshot_sampling"] = False  # the study samples the final checkpoint itself
+    return o
+
+
+def build_config(row, opts):
+    config = load_config(row.config)
+    for k, v in training_overrides(row, opts).items():
+        _set(config, k, v)
+    if opts.get("device"):
+        _set(config, "device", opts["device"])
+    return config
+
+
+def train_command(row, opts):
+    flags = " ".join(f"--config.{k}={shlex.quote(_fmt_flag(v))}" for k, v in training_overrides(row, opts).items())
+    wd = os.path.join(opts["workdir"], row.model)
+    return (f"python -m pfgm.main --config {row.config} --workdir {shlex.quote(wd)} --mode train"
+            + (" " + flags if flags else ""))
+
+
+def find_checkpoint(config, model_dir, scale):
+    """(step, path) to evaluate, or None: the run's final checkpoint (cpu), else the newest one."""
+    from pfgm import checkpoint
+    if scale == "cpu":
+        path = checkpoint.checkpoint_path(model_dir, config.training.n_iters)
+        return (config.training.n_iters, path) if os.path.exists(path) else None
+    found = checkpoint.list_checkpoints(model_dir)
+    return found[-1] if found else None
+
+
+# ------------------------------------------------------------------------------------------------
+# Metrics.
+
+def _digits_metric():
+    """digits_fid from pfgm.evaluation.digits; a raw-pixel Fréchet distance stand-in when absent."""
+    try:
+        from pfgm.evaluation.digits import digits_fid
+        return "digits-FID", digits_fid
+    except ImportError:
+        return "pixel-FD (stand-in: digits.py missing)", pixel_fd
+
+
+def pixel_fd(samples, reference):
+    """Fréchet distance of raw pixels (a stand-in for digits_fid in tests)."""
+    from pfgm.evaluation import fid
+    a = np.asarray(samples, np.float64).reshape(len(samples), -1)
+    b = np.asarray(reference, np.float64).reshape(len(reference), -1)
+    return fid.frechet_distance(*fid.activation_statistics(a), *fid.activation_statistics(b))
+
+
+class _Context:
+    """Per-run shared state: datasets, reference sets, metric objects (built once)."""
+
+    def __init__(self, opts, digits_metric=None):
+        self.opts = opts
+        self._cache = {}
+        self.digits_metric = digits_metric or _digits_metric()
+
+    def digits_reference(self, config):
+        if "digits" not in self._cache:
+            from pfgm import datasets
+            ds = datasets.get_dataset(config)
+            self._cache["digits"] = ds.train.load(torch.arange(ds.num_train)).numpy()
+        return self._cache["digits"]
+
+    def inception(self, dataset, device):
+        """(InceptionMetrics, None) or (None, what is missing)."""
+        key = ("inception", dataset)
+        if key not in self._cache:
+            stats = self.opts.get(f"fid_stats_{dataset}") or ""
+            if not stats:
+                self._cache[key] = (None, f"FID stats not given (--fid_stats_{dataset}=PATH; make it with "
+                                          "`python tools/fid.py stats DATA -o stats.npz`)")
+            elif not os.path.isfile(stats):
+                self._cache[key] = (None, f"FID stats file not found: {stats}")
+            else:
+                try:
+                    from pfgm.evaluation.image_metrics import InceptionMetrics
+                    self._cache[key] = (InceptionMetrics(stats, self.opts.get("inception_weights") or None,
+                                                         device), None)
+                except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
+                    self._cache[key] = (None, f"Inception weights: {e} (--inception_weights=PATH or "
+                                              "$PFGM_INCEPTION_WEIGHTS)")
+        return self._cache[key]
+
+
+# ------------------------------------------------------------------------------------------------
+# One row.
+
+def _sampler_tag(sampler, n):
+    s = sampler
+    if s.get("method") == "pc":
+        tag = f"pc_{s['predictor']}_{s['corrector']}_N{s['N']}"
+    elif s.get("ode_solver") == "euler":
+        tag = f"euler_N{s['N']}"
+    else:
+        tag = "rk45" + (f"_tol{s['rtol']:g}" if "rtol" in s else "")
+    return f"{tag}_n{n}"
+
+
+def _sample(config, ckpt_path, row, opts, log):
+    from pfgm import checkpoint, datasets, methods, run_utils, train
+    from pfgm.models.ema import ExponentialMovingAverage
+    device = run_utils.resolve_device(config.device)
+    model = train.build_model(config, device)
+    ema = ExponentialMovingAverage(model, config.model.ema_rate)
+    checkpoint.load_checkpoint(ckpt_path, model, ema, map_location=device)
+    ema.copy_to(model)
+    model.eval()
+    dataset = datasets.get_dataset(config)
+    inverse = datasets.inverse_scaler(config)
+    method = methods.get_method(config)
+    n = opts["num_samples"]
+    bs = opts.get("batch_size") or n
+    sampler = {k: v for k, v in row.sampler.items() if not (k == "method" and k not in config.sampling)}
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    parts, nfes = [], []
+    while sum(len(p) for p in parts) < n:
+        k = min(bs, n - sum(len(p) for p in parts))
+        with torch.no_grad():
+            x, nfe = method.sample(model, k, dataset.shape, generator=gen, device=device, **sampler)
+        parts.append(inverse(x).float().cpu().numpy())
+        nfes.append(nfe)
+        log(f"  [{row.model} {_sampler_label(row.sampler)}] {sum(len(p) for p in parts)}/{n} samples, NFE {nfe}")
+    return np.concatenate(parts), float(np.mean(nfes)), dataset
+
+
+def _metrics(table, config, samples, dataset, ctx):
+    """{'metrics': {...}} or {'missing': why} for the table's kind."""
+    finite = np.isfinite(samples.reshape(len(samples), -1)).all(1)
+    out = {"nonfinite": int((~finite).sum())}
+    s = samples[finite]
+    if len(s) < 2:
+        return dict(out, missing="fewer than 2 finite samples")
+    if table.kind == "toy":
+        from pfgm.evaluate import sample_quality
+        ref = dataset.eval_data(len(samples), torch.Generator().manual_seed(config.seed + 5)).numpy()
+        q = sample_quality(s, ref[: len(s)])
+        return dict(out, metrics=dict(sliced_w=q["sliced_wasserstein"], mmd=q["mmd"]))
+    if table.kind == "digits":
+        name, fn = ctx.digits_metric
+        return dict(out, metrics={"fid": float(fn(np.clip(s, 0.0, 1.0), ctx.digits_reference(config)))},
+                    metric_name=name)
+    from pfgm import run_utils
+    metric, why = ctx.inception(table.dataset, run_utils.resolve_device(config.device))
+    if metric is None:
+        return dict(out, missing=why)
+    m = metric(s)
+    return dict(out, metrics={"fid": m["fid"], "is_": m.get("inception_score")})
+
+
+def evaluate_row(table, row, ctx, log):
+    """The cached or freshly computed result of one row (a dict; 'status' says what happened)."""
+    opts = ctx.opts
+    model_dir = os.path.join(opts["workdir"], row.model)
+    result = dict(row=row.name, label=row.label, model=row.model, config=row.config, overrides=row.overrides,
+                  sampler=_sampler_label(row.sampler), train_command=train_command(row, opts),
+                  published=row.published.format(model=row.model) if row.published else "")
+    try:
+        config = build_config(row, opts)
+    except Exception as e:  # a config that cannot be built is a row result, not a crash
+        return dict(result, status="error", note=f"config: {type(e).__name__}: {e}")
+    ck = find_checkpoint(config, model_dir, opts["scale"])
+    if ck is None and opts.get("train"):
+        from pfgm.train import train
+        log(f"[{row.model}] training ({config.training.n_iters} steps) in {model_dir}")
+        t0 = time.time()
+        train(config, model_dir)
+        with open(os.path.join(model_dir, "reproduce_train_time.json"), "w") as f:
+            json.dump({"seconds": time.time() - t0, "n_iters": config.training.n_iters}, f)
+        ck = find_checkpoint(config, model_dir, opts["scale"])
+    if ck is None:
+        where = (f"no checkpoint in {os.path.join(model_dir, 'checkpoints')}"
+                 + (f" (expected checkpoint_{config.training.n_iters}.pth)" if opts["scale"] == "cpu" else ""))
+        return dict(result, status="missing checkpoint", note=where)
+    step, path = ck
+    n = opts["num_samples"]
+    cache_dir = os.path.join(model_dir, "reproduce")
+    tag = _sampler_tag(row.sampler, n)
+    key = dict(checkpoint=os.path.abspath(path), step=step, mtime=os.path.getmtime(path), sampler=row.sampler,
+               num_samples=n, kind=table.kind)
+    cache_json, cache_npz = os.path.join(cache_dir, tag + ".json"), os.path.join(cache_dir, tag + ".npz")
+    cached = None
+    if os.path.exists(cache_json):
+        with open(cache_json) as f:
+            cached = json.load(f)
+        if cached.get("key") != json.loads(json.dumps(key)):
+            cached = None
+    result.update(step=step, checkpoint=path, num_samples=n)
+    if cached is not None and table.kind == "digits" and cached.get("metric_name") != ctx.digits_metric[0]:
+        cached.pop("metrics", None)  # computed with another feature metric (e.g. the stand-in): redo it
+    if cached is not None and "metrics" in cached:
+        log(f"[{row.name}] cached: {cache_json}")
+        return dict(result, **{k: cached[k] for k in ("nfe", "metrics", "nonfinite", "sample_s", "metric_name")
+                               if k in cached}, status="cached")
+    if cached is not None and os.path.exists(cache_npz):
+        samples, nfe, sample_s = np.load(cache_npz)["samples"], cached["nfe"], cached.get("sample_s")
+        from pfgm import datasets
+        dataset = datasets.get_dataset(config)
+        status = "metrics added to cached samples"
+    else:
+        t0 = time.time()
+        try:
+            samples, nfe, dataset = _sample(config, path, row, opts, log)
+        except Exception as e:  # a failed solver is a result; keep the other rows
+            return dict(result, status="error", note=f"sampling failed: {type(e).__name__}: {e}")
+        sample_s = time.time() - t0
+        os.makedirs(cache_dir, exist_ok=True)
+        np.savez(cache_npz, samples=samples.astype(np.float16 if table.kind == "images" else np.float32), nfe=nfe)
+        status = "computed"
+    m = _metrics(table, config, samples, dataset, ctx)
+    record = dict(key=key, nfe=nfe, sample_s=sample_s, **m)
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = cache_json + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(tmp, cache_json)
+    log(f"[{row.name}] {status}: NFE {nfe:.1f}"
+        + "".join(f", {k} {v:.4g}" for k, v in (m.get("metrics") or {}).items() if v is not None)
+        + (f"; {m['missing']}" if "missing" in m else ""))
+    out = dict(result, nfe=nfe, sample_s=sample_s, status=status, nonfinite=m["nonfinite"])
+    if "metrics" in m:
+        out["metrics"] = m["metrics"]
+        if "metric_name" in m:
+            out["metric_name"] = m["metric_name"]
+    else:
+        out["note"] = m["missing"]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Output.
+
+def _num(v, digits=3):
+    if v is None or v == "":
+        return ""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float) and not np.isfinite(v):
+        return "nan"
+    return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
+
+def _columns(table):
+    if table.kind == "toy":
+        return ["row", "sampler", "NFE", "sliced W", "MMD", "status / note"]
+    cols = ["row", "sampler", "NFE", "FID"] + (["IS"] if table.kind == "images" else [])
+    return cols + ["paper NFE", "paper FID"] + (["paper IS"] if table.kind == "images" else []) + \
+        ["paper source", "status / note"]
+
+
+def _cells(table, row, r):
+    met = r.get("metrics") or {}
+    paper = row.paper or {}
+    note = r["status"]
+    if r["status"] == "missing checkpoint":
+        note = f"missing: {r['note']}. Train: `{r['train_command']}`" + (
+            f"; or published: {r['published']}" if r.get("published") else "")
+    elif r.get("note"):
+        note += f": {r['note']}"
+    if r.get("nonfinite"):
+        note += f" ({r['nonfinite']} non-finite samples dropped)"
+    nfe = _num(r.get("nfe"), 4) if r.get("nfe") is not None else ""
+    if table.kind == "toy":
+        return [row.label, r["sampler"], nfe, _num(met.get("sliced_w")), _num(met.get("mmd")), note]
+    cells = [row.label, r["sampler"], nfe, _num(met.get("fid"))]
+    if table.kind == "images":
+        cells.append(_num(met.get("is_")))
+    cells += [_num(paper.get("nfe")), _num(paper.get("fid"))]
+    if table.kind == "images":
+        cells.append(_num(paper.get("is_")))
+    return cells + [row.source, note]
+
+
+def budget_report(rows, opts):
+    configs = {}
+    for row in rows:
+        if row.model not in configs and not row.model.startswith("toy_"):
+            configs[row.model] = build_config(row, opts)
+    if not configs:
+        return []
+    from pfgm import models
+    lines = []
+    for key in BUDGET_KEYS:
+        vals = {}
+        for n, c in configs.items():
+            try:
+                vals[n] = _get(c, key)
+            except (KeyError, AttributeError):
+                vals[n] = None
+        same = len({repr(v) for v in vals.values()}) == 1
+        lines.append(f"{key}: " + ("same, " + repr(next(iter(vals.values()))) if same else
+                                   "DIFFERS, " + ", ".join(f"{n}={v!r}" for n, v in vals.items())))
+    lines.append("parameters: " + ", ".join(
+        f"{n}={sum(p.numel() for p in models.create_model(c, 'cpu').parameters())}" for n, c in configs.items()))
+    return lines
+
+
+def write_outputs(table, rows, results, opts, header):
+    base = os.path.join(opts["workdir"], f"{table.name}_{opts['scale']}")
+    cols = _columns(table)
+    metric_name = next((r["metric_name"] for r in results if r.get("metric_name")), None)
+    if metric_name and metric_name != "digits-FID":
+        cols = [c.replace("FID", metric_name) if c == "FID" else c for c in cols]
+    body = [_cells(table, row, r) for row, r in zip(rows, results)]
+    md = [f"### {table.title}", ""] + header + ([f"", table.note] if table.note else []) + [""]
+    md.append("| " + " | ".join(cols) + " |")
+    md.append("|" + "---|" * len(cols))
+    md += ["| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |" for cells in body]
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(md) + "\n")
+    with open(base + ".csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["row_id", "model"] + cols)
+        for row, cells in zip(rows, body):
+            w.writerow([row.name, row.model] + cells)
+    tex_cols = [c for c in cols if c not in ("status / note", "paper source")]
+
+    def tex(s):
+        s = str(s)
+        for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                     ("~", r"$\sim$"), ("†", r"$^\dagger$"), ("–", "--")):
+            s = s.replace(a, b)
+        return s
+    with open(base + ".tex", "w") as f:
+        f.write("% " + table.title + "\n\\begin{tabular}{" + "l" * 2 + "r" * (len(tex_cols) - 2) + "}\n\\toprule\n")
+        f.write(" & ".join(tex(c) for c in tex_cols) + r" \\" + "\n\\midrule\n")
+        for cells in body:
+            f.write(" & ".join(tex(cells[cols.index(c)]) for c in tex_cols) + r" \\" + "\n")
+        f.write("\\bottomrule\n\\end{tabular}\n")
+    written = [base + ".md", base + ".csv", base + ".tex"]
+    plot = plot_quality_vs_nfe(table, rows, results, base + "_quality_vs_nfe.png", metric_name)
+    if plot:
+        written.append(plot)
+    return "\n".join(md), written
+
+
+def plot_quality_vs_nfe(table, rows, results, path, metric_name=None):
+    key = "sliced_w" if table.kind == "toy" else "fid"
+    pts = {}
+    for row, r in zip(rows, results):
+        v = (r.get("metrics") or {}).get(key)
+        if v is None or r.get("nfe") is None:
+            continue
+        pts.setdefault(row.model, []).append((r["nfe"], v, r["sampler"]))
+    if not pts or max(len(v) for v in pts.values()) < 2 and len(pts) < 2:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for i, (model, p) in enumerate(pts.items()):
+        eu = sorted((n, v) for n, v, s in p if s.startswith("Euler"))
+        if eu:
+            ax.plot([a for a, _ in eu], [b for _, b in eu], "o-", color=f"C{i}", label=f"{model} Euler")
+        for n, v, s in p:
+            if not s.startswith("Euler"):
+                ax.plot(n, v, "*", ms=14, color=f"C{i}", label=f"{model} {s.split(' ')[0]}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("NFE")
+    ax.set_ylabel({"sliced_w": "sliced Wasserstein"}.get(key, metric_name or "FID") + " (lower is better)")
+    ax.set_title(table.title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry point.
+
+DEFAULTS = dict(scale="gpu", n_iters=None, toy_n_iters=None, num_samples=None, batch_size=None, rk45_tol=1e-3,
+                train=None, device=None, inception_weights="", fid_stats_cifar10="", fid_stats_celeba64="",
+                fid_stats_bedroom="")
+
+
+def run_table(name, workdir, log=print, digits_metric=None, command=None, **options):
+    """Evaluate (what is not cached of) table `name` ('all' for every table of the scale); write
+    DIR/<table>_<scale>.md/.csv/.tex (+ plot). Returns {table: (markdown, [files], results)}."""
+    opts = dict(DEFAULTS)
+    opts.update({k: v for k, v in options.items() if v is not None})
+    opts["workdir"] = workdir
+    scale = opts["scale"]
+    if opts["num_samples"] is None:
+        opts["num_samples"] = 50000 if scale == "gpu" else 500
+    if opts["train"] is None:
+        opts["train"] = scale == "cpu"
+    all_tables = tables(scale, opts["rk45_tol"])
+    names = list(all_tables) if name == "all" else [name]
+    for n in names:
+        if n not in all_tables:
+            other = tables("gpu" if scale == "cpu" else "cpu")
+            hint = f" (a {('gpu' if scale == 'cpu' else 'cpu')}-scale table only)" if n in other else ""
+            raise ValueError(f"unknown table {n!r} at scale {scale}{hint}; choose from {list(all_tables) + ['all']}")
+    os.makedirs(workdir, exist_ok=True)
+    ctx = _Context(opts, digits_metric)
+    out = {}
+    for n in names:
+        table = all_tables[n]
+        t0 = time.time()
+        results = [evaluate_row(table, row, ctx, log) for row in table.rows]
+        header = [f"Command: `{command}`" if command else "",
+                  f"Scale {scale}; {opts['num_samples']} samples per row"
+                  + (f"; RK45 rtol = atol = {opts['rk45_tol']:g}" if scale == "cpu" else "; sampler tolerances "
+                     "of each config") + "; NFE = network evaluations per sample (SDE/ODE rows include the "
+                  "final denoising step).",
+                  f"Evaluation wall time of this run: {time.time() - t0:.0f} s (cached rows cost nothing)."]
+        metric_name = next((r.get("metric_name") for r in results if r.get("metric_name")), None)
+        if table.kind == "digits":
+            header.append(f"FID here: {metric_name or ctx.digits_metric[0]} of {opts['num_samples']} samples "
+                          "against the 1500 training digits ("
+                          + ("64-d features of the shipped digits classifier" if (metric_name or
+                             ctx.digits_metric[0]) == "digits-FID" else "raw 64-d pixels: a stand-in") + "); "
+                          "paper columns are the CIFAR-10 numbers of the row this one mirrors, "
+                          "for orientation only.")
+        if scale == "cpu" and table.kind == "digits":
+            header += ["", "Budget check:"] + [f"- {b}" for b in budget_report(table.rows, opts)]
+            times = []
+            for m in dict.fromkeys(r.model for r in table.rows):
+                p = os.path.join(workdir, m, "reproduce_train_time.json")
+                if os.path.exists(p):
+                    with open(p) as f:
+                        times.append(f"{m} {json.load(f)['seconds']:.0f} s")
+            if times:
+                header.append("- training wall time: " + ", ".join(times))
+        header = [h for h in header if h is not None]
+        md, files = write_outputs(table, table.rows, results, opts, [h for h in header if h != ""] and header)
+        out[n] = (md, files, results)
+    if name == "all":
+        with open(os.path.join(workdir, f"all_{scale}.md"), "w") as f:
+            f.write("\n\n".join(md for md, _, _ in out.values()) + "\n")
+    return out

@@ -1,0 +1,102 @@
+"""tools/reproduce.py / pfgm.reproduce end to end on tiny settings (toy data, digits with a stand-in metric)."""
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pfgm import reproduce
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_gpu_table_without_checkpoints_lists_training_commands(tmp_path):
+    out = reproduce.run_table("cifar10", str(tmp_path), scale="gpu", log=lambda m: None)
+    md, files, results = out["cifar10"]
+    rows = reproduce.tables("gpu")["cifar10"].rows
+    assert len(results) == len(rows) and all(r["status"] == "missing checkpoint" for r in results)
+    for row in rows:
+        line = next(l for l in md.splitlines() if l.startswith(f"| {row.label} |"))
+        assert (f"python -m pfgm.main --config {row.config} --workdir "
+                f"{os.path.join(str(tmp_path), row.model)} --mode train") in line
+        assert str(row.paper["fid"]) in line
+    table = _csv(tmp_path / "cifar10_gpu.csv")
+    assert [r["row_id"] for r in table] == [r.name for r in rows]
+    assert {r["paper FID"] for r in table} >= {"2.48", "2.35", "3.93"}
+    assert (tmp_path / "cifar10_gpu.tex").read_text().count(r"\\") >= len(rows) + 1
+
+
+def test_weak_gpu_table_has_training_overrides(tmp_path):
+    md, _, _ = reproduce.run_table("weak", str(tmp_path), scale="gpu", log=lambda m: None)["weak"]
+    assert "--config.model.resblock_type=ddpm" in md and "not transcribed" in md
+
+
+def test_cli_gpu_table_and_bad_table(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "tools/reproduce.py", "celeba64", "--workdir", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "3.68" in p.stdout and "configs/poisson/celeba64_ddpmpp.py" in p.stdout
+    assert (tmp_path / "celeba64_gpu.md").exists()
+    p = subprocess.run([sys.executable, "tools/reproduce.py", "bedroom", "--scale", "cpu", "--workdir",
+                        str(tmp_path)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 2 and "gpu-scale table only" in p.stderr
+
+
+def test_toy_table_trains_evaluates_and_resumes(tmp_path):
+    logs = []
+    kw = dict(scale="cpu", toy_n_iters=20, num_samples=64, rk45_tol=1e-2, log=logs.append)
+    md, files, results = reproduce.run_table("toy", str(tmp_path), **kw)["toy"]
+    rows = reproduce.tables("cpu")["toy"].rows
+    assert len(results) == len(rows) == 15
+    assert all(r["status"] == "computed" for r in results), [r.get("note") for r in results]
+    table = _csv(tmp_path / "toy_cpu.csv")
+    assert [r["row_id"] for r in table] == [r.name for r in rows]
+    assert all(float(r["sliced W"]) >= 0 for r in table)
+    assert {r["NFE"] for r in table if r["sampler"] == "Euler N=20"} >= {"20"}
+    assert os.path.exists(tmp_path / "toy_cpu_quality_vs_nfe.png")
+    for m in ("toy_pfgm", "toy_ve", "toy_vp"):
+        assert os.path.exists(tmp_path / m / "checkpoints" / "checkpoint_20.pth")
+    # second run: nothing trained or sampled again, same numbers
+    logs.clear()
+    md2, _, results2 = reproduce.run_table("toy", str(tmp_path), **kw)["toy"]
+    assert all(r["status"] == "cached" for r in results2)
+    assert not any("training" in m for m in logs)
+    assert [r["metrics"] for r in results2] == [r["metrics"] for r in results]
+
+
+def test_digits_table_with_stand_in_metric(tmp_path):
+    calls = []
+
+    def stand_in(samples, reference):
+        calls.append(samples.shape)
+        assert samples.shape[1:] == (1, 8, 8) and reference.shape[1:] == (1, 8, 8)
+        return reproduce.pixel_fd(samples, reference)
+
+    kw = dict(scale="cpu", n_iters=2, num_samples=16, rk45_tol=1e-1, log=lambda m: None,
+              digits_metric=("stand-in FD", stand_in))
+    md, files, results = reproduce.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
+    assert len(results) == 3 and all(r["status"] == "computed" for r in results), results
+    assert len(calls) == 3
+    table = _csv(tmp_path / "cifar10_cpu.csv")
+    assert [r["row_id"] for r in table] == ["pfgm_rk45", "vp_rk45", "ve_rk45"]
+    assert "paper FID" in table[0] and table[0]["paper FID"] == "2.48"
+    assert "training.n_iters: same, 2" in md and "model.nf: same, 32" in md
+    # the cached samples are reused; metrics of another feature metric are recomputed, not reused
+    kw["digits_metric"] = ("other FD", stand_in)
+    _, _, results2 = reproduce.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
+    assert all(r["status"] == "metrics added to cached samples" for r in results2)
+    kw["digits_metric"] = ("other FD", stand_in)
+    _, _, results3 = reproduce.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
+    assert all(r["status"] == "cached" for r in results3)
+
+
+def test_unknown_table(tmp_path):
+    with pytest.raises(ValueError, match="unknown table"):
+        reproduce.run_table("nope", str(tmp_path), scale="cpu")

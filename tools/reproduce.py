@@ -1,0 +1,67 @@
+"""Reproduce the paper's sample-quality / speed tables (the logic lives in pfgm.reproduce).
+
+  python tools/reproduce.py TABLE --workdir DIR [--scale gpu|cpu] [flags]
+
+TABLE: cifar10, euler, weak, celeba64, bedroom (gpu scale); cifar10, euler, weak, toy (cpu scale: 8x8
+digits and 2-D toy data, trained here); or all. Checkpoints are read from DIR/<model>/checkpoints/; at
+the cpu scale missing ones are trained (--n_iters for every model alike). Results are cached per
+(checkpoint, sampler, number of samples) under DIR/<model>/reproduce/, so a second run only prints.
+Writes DIR/<table>_<scale>.md, .csv, .tex and, where useful, DIR/<table>_<scale>_quality_vs_nfe.png.
+
+  python tools/reproduce.py all --scale cpu --workdir runs/reproduce_cpu --n_iters 600
+  python tools/reproduce.py cifar10 --workdir runs/paper --fid_stats_cifar10 cifar10_stats.npz \
+      --inception_weights pt_inception-2015-12-05-6726825d.pth
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Folder holding DIR/<model>/checkpoints and the outputs.")
+flags.DEFINE_enum("scale", "gpu", ["gpu", "cpu"], "gpu: the paper's tables; cpu: the digits/toy study.")
+flags.DEFINE_integer("n_iters", None, "cpu: training steps of every digits model (the same for all).")
+flags.DEFINE_integer("toy_n_iters", None, "cpu: training steps of every toy model (default: the config's).")
+flags.DEFINE_integer("num_samples", None, "Samples per row (default 50000 gpu, 500 cpu).")
+flags.DEFINE_integer("batch_size", None, "Samples per sampler call (default: all at once).")
+flags.DEFINE_float("rk45_tol", 1e-3, "cpu: RK45 rtol = atol of every method.")
+flags.DEFINE_bool("train", None, "Train missing models (default: yes at cpu scale, no at gpu scale).")
+flags.DEFINE_string("device", None, "Override config.device (cpu, cuda).")
+flags.DEFINE_string("inception_weights", "", "FID Inception weights (pt_inception-2015-12-05-6726825d.pth).")
+flags.DEFINE_string("fid_stats_cifar10", "", "FID statistics .npz of the CIFAR-10 training set.")
+flags.DEFINE_string("fid_stats_celeba64", "", "FID statistics .npz of CelebA 64.")
+flags.DEFINE_string("fid_stats_bedroom", "", "FID statistics .npz of LSUN bedroom 256.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    from pfgm import reproduce
+    if len(argv) != 2:
+        print(f"usage: reproduce.py TABLE --workdir DIR [--scale gpu|cpu]; TABLE in "
+              f"{reproduce.table_names(FLAGS.scale) + ['all']}", file=sys.stderr)
+        return 2
+    command = "python tools/reproduce.py " + " ".join(sys.argv[1:])
+    t0 = time.time()
+    try:
+        out = reproduce.run_table(
+            argv[1], FLAGS.workdir, command=command, scale=FLAGS.scale, n_iters=FLAGS.n_iters,
+            toy_n_iters=FLAGS.toy_n_iters, num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size,
+            rk45_tol=FLAGS.rk45_tol, train=FLAGS.train, device=FLAGS.device,
+            inception_weights=FLAGS.inception_weights, fid_stats_cifar10=FLAGS.fid_stats_cifar10,
+            fid_stats_celeba64=FLAGS.fid_stats_celeba64, fid_stats_bedroom=FLAGS.fid_stats_bedroom,
+            log=lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True))
+    except ValueError as e:
+        print(f"reproduce: error: {e}", file=sys.stderr)
+        return 2
+    for name, (md, files, _) in out.items():
+        print("\n" + md)
+        print("wrote " + ", ".join(files))
+    print(f"\ntotal wall time {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
