@@ -35,7 +35,12 @@ def select_checkpoints(config, workdir):
 
 
 def sample_quality(samples, reference):
-    """Numbers that need no pretrained network, for flat low-dimensional samples."""
+    """Numbers that need no download: digits FID for 8x8 grey images, SW/MMD for low-dim points."""
+    if samples.ndim == 4 and tuple(samples.shape[1:]) == (1, 8, 8):
+        from pfgm.evaluation import digits
+
+        return dict(digits_fid=digits.digits_fid(samples, reference),
+                    digits_is=digits.digits_is(samples)[0])
     flat = samples.reshape(len(samples), -1)
     if flat.shape[1] > 64:
         return {}
@@ -112,7 +117,7 @@ def evaluate(config, workdir, eval_folder="eval"):
                                           title=f"{config.training.sde}, step {step}, NFE {report['nfe']:.0f}")
             log.info("checkpoint %d: %d samples, NFE %.0f%s", step, len(samples), report["nfe"],
                      "".join(f", {k} {v:.4g}" for k, v in report.items()
-                             if k in ("sliced_wasserstein", "mmd", "fid", "inception_score")))
+                             if k in ("sliced_wasserstein", "mmd", "fid", "inception_score", "digits_fid")))
         with open(os.path.join(out, f"report_{step}.json"), "w") as f:
             json.dump(report, f, indent=2)
         reports.append(report)
