@@ -13,6 +13,7 @@ Every factory takes the config and returns an `ImageDataset`:
                                  split when n > num_eval); never flipped, dequantized like the train split
                                  when `data.uniform_dequantization` (the likelihood's convention)
   eval_batches(batch_size)       the whole held-out split once, in order (last batch may be smaller)
+  split_batches(split, batch_size)  'train' or 'test' once, in order, as stored (no flip, no dequantization)
 
 Unlike the official pipeline, the eval split is never flipped, not even during training.
 `g` must be a CPU generator: the data live on the CPU; move the batches where they are needed.
@@ -121,10 +122,20 @@ class ImageDataset:
             x = uniform_dequantize(x, generator)
         return x
 
+    def split_batches(self, split, batch_size):
+        """One split ('train' or 'test') once, in its fixed order, as stored: never flipped or
+        dequantized (the last batch may be smaller)."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        source = self.train if split == "train" else self.held_out
+        for start in range(0, len(source), batch_size):
+            yield source.load(torch.arange(start, min(start + batch_size, len(source))))
+
     def eval_batches(self, batch_size, generator=None):
         """The whole held-out split once, in a fixed order; dequantized with `generator` if enabled."""
-        for start in range(0, self.num_eval, batch_size):
-            x = self.held_out.load(torch.arange(start, min(start + batch_size, self.num_eval)))
+        for x in self.split_batches("test", batch_size):
             if self.uniform_dequantization:
                 x = uniform_dequantize(x, generator)
             yield x
