@@ -59,4 +59,13 @@ def get_default_configs():
     evaluate.num_samples = 5000
     evaluate.enable_sampling = True
     evaluate.enable_loss = True
+    evaluate.enable_bpd = False         # NLL (nats) of held-out points through the probability-flow ODE
+    evaluate.bpd_dataset = "test"
+    evaluate.bpd_num_samples = 1000     # held-out points (0: eval.num_samples)
+    evaluate.bpd_num_repeats = 1
+    evaluate.bpd_solver = "rk45"
+    evaluate.bpd_steps = 100
+    evaluate.bpd_rtol = 1e-5
+    evaluate.bpd_atol = 1e-5
+    evaluate.bpd_estimator = "exact"    # two coordinates: the exact divergence costs two backward passes
     return config

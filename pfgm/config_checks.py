@@ -4,6 +4,7 @@ import numbers
 import os
 
 from pfgm import datasets, methods, models, sampling
+from pfgm.evaluation import likelihood
 
 
 class ConfigError(ValueError):
@@ -87,6 +88,18 @@ def validate(config, mode="train"):
         _choice(config, "sampling.ode_solver", set(sampling.SOLVERS) | {"forward_euler", "improved_euler"})
     for key in ("rtol", "atol"):
         _number(config, f"sampling.{key}", low=0, strict_low=True, optional=True)
+
+    if config.get("eval", {}).get("enable_bpd", False):
+        _choice(config, "eval.bpd_dataset", {"train", "test"})
+        _number(config, "eval.bpd_num_samples", low=0, integer=True, optional=True)
+        _number(config, "eval.bpd_num_repeats", low=1, integer=True, optional=True)
+        _number(config, "eval.bpd_steps", low=1, integer=True, optional=True)
+        for key in ("bpd_rtol", "bpd_atol"):
+            _number(config, f"eval.{key}", low=0, strict_low=True, optional=True)
+        if "bpd_solver" in config.eval:
+            _choice(config, "eval.bpd_solver", set(sampling.SOLVERS))
+        if "bpd_estimator" in config.eval:
+            _choice(config, "eval.bpd_estimator", set(likelihood.ESTIMATORS))
 
     if sde == "poisson":
         small = _number(config, "training.small_batch_size", low=1, integer=True)

@@ -1,7 +1,8 @@
-"""The evaluation loop: loss, samples and sample-quality numbers of saved checkpoints.
+"""The evaluation loop: loss, likelihood, samples and sample-quality numbers of saved checkpoints.
 
 Writes under workdir/<eval_folder>/: ckpt_{step}/samples.npz (data space, with the NFE) and
-samples.png, and report_{step}.json with everything measured. Checkpoints are only read.
+samples.png, ckpt_{step}/likelihood_{split}.npz (per-point bits/dim or NLL), and report_{step}.json
+with everything measured. Checkpoints are only read.
 """
 import json
 import os
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from pfgm import checkpoint, config_checks, datasets, methods, run_utils, train, visualize
-from pfgm.evaluation import sample_metrics
+from pfgm.evaluation import likelihood, sample_metrics
 from pfgm.models.ema import ExponentialMovingAverage
 
 
@@ -64,6 +65,79 @@ def image_metrics(config, device):
         raise config_checks.ConfigError(f"eval.fid_stats / eval.inception_weights: {e}") from e
 
 
+def _likelihood_batches(dataset, config, split, generator):
+    """(batches of data-space points, is_images). Images: the split in order, eval.bpd_num_samples
+    of them (0: all); other data: eval.bpd_num_samples (0: eval.num_samples) held-out draws."""
+    e = config.eval
+    limit = e.get("bpd_num_samples", 0)
+    if hasattr(dataset, "split_batches"):
+        size = dataset.num_train if split == "train" else dataset.num_eval
+        total = min(limit, size) if limit else size
+
+        def images():
+            seen = 0
+            for x in dataset.split_batches(split, e.batch_size):
+                x = x[: total - seen]
+                if not len(x):
+                    return
+                seen += len(x)
+                yield x
+
+        return images, total, True
+    n = limit or e.num_samples
+    points = dataset.eval_data(n, generator)
+    return (lambda: iter(points.split(e.batch_size))), n, False
+
+
+def likelihood_report(config, method, model, dataset, device, folder, log):
+    """Bits/dim of uniformly dequantized images (eval.bpd_dataset split), or the NLL in nats of
+    held-out points for non-image data, through the method's probability-flow ODE.
+
+    Repeated eval.bpd_num_repeats times with fresh dequantization noise and Hutchinson probes (the
+    original: 5 passes over the test split). Writes folder/likelihood_{split}.npz.
+    """
+    from pfgm.datasets.images import uniform_dequantize
+
+    e = config.eval
+    split, repeats = e.get("bpd_dataset", "test"), e.get("bpd_num_repeats", 1)
+    opts = dict(solver=e.get("bpd_solver", "rk45"), steps=e.get("bpd_steps", 100),
+                rtol=e.get("bpd_rtol", 1e-5), atol=e.get("bpd_atol", 1e-5),
+                estimator=e.get("bpd_estimator", "rademacher"))
+    scaler = datasets.data_scaler(config)
+    scale = float(scaler(torch.ones(())) - scaler(torch.zeros(())))  # d(model space) / d(data space)
+    flow = method.probability_flow(model)
+    probes = torch.Generator(device=device).manual_seed(config.seed + 11)
+    batches, total, images = _likelihood_batches(dataset, config, split,
+                                                 torch.Generator().manual_seed(config.seed + 5))
+    key = "bpd" if images else "nll"
+    values, nfes = [], []
+    bar = run_utils.progress(total=repeats * total, desc=f"likelihood ({split})", unit="pt")
+    for r in range(repeats):
+        noise = torch.Generator().manual_seed(config.seed + 7 + r)
+        row = []
+        for x in batches():
+            if images:
+                x = uniform_dequantize(x, noise)
+            out = likelihood.ode_log_likelihood(flow, scaler(x).to(device), generator=probes, **opts)
+            logp = out.logp.double().cpu()
+            row.append(likelihood.bits_per_dim(logp, x[0].numel(), scale=scale) if images else -logp)
+            nfes.append(out.nfe)
+            bar.update(len(x))
+        values.append(torch.cat(row).numpy())
+        log.info("likelihood pass %d/%d (%s split): %s %.4f", r + 1, repeats, split, key, values[-1].mean())
+    bar.close()
+    values = np.stack(values)
+    np.savez(os.path.join(folder, f"likelihood_{split}.npz"), **{key: values}, nfe=np.array(nfes))
+    if not np.isfinite(values).all():
+        raise FloatingPointError(f"the likelihood ODE gave non-finite values for {int((~np.isfinite(values)).sum())} "
+                                 "points; try eval.bpd_solver='rk45' with smaller eval.bpd_rtol / bpd_atol")
+    # the stderr treats points as independent and averages each point's repeats first
+    per_point = values.mean(0)
+    stderr = float(per_point.std(ddof=1) / np.sqrt(len(per_point))) if len(per_point) > 1 else float("nan")
+    return {key: float(values.mean()), f"{key}_stderr": stderr, f"{key}_nfe": float(np.mean(nfes)),
+            f"{key}_num_points": int(values.shape[1]), f"{key}_repeats": int(repeats), f"{key}_dataset": split}
+
+
 def evaluate(config, workdir, eval_folder="eval"):
     config_checks.validate(config, mode="eval")
     device = run_utils.resolve_device(config.device)
@@ -85,6 +159,8 @@ def evaluate(config, workdir, eval_folder="eval"):
         model.eval()
         run_utils.seed_everything(config.seed)
         report = dict(step=step, checkpoint=path, sde=config.training.sde)
+        folder = os.path.join(out, f"ckpt_{step}")
+        os.makedirs(folder, exist_ok=True)
         if e.enable_loss:
             gen = torch.Generator().manual_seed(config.seed + 2)
             noise = torch.Generator(device=device).manual_seed(config.seed + 3)
@@ -92,6 +168,8 @@ def evaluate(config, workdir, eval_folder="eval"):
                 batch = scaler(dataset.eval_data(config.training.batch_size, gen).to(device))
                 report["eval_loss"] = method.loss(model, batch, generator=noise).item()
             log.info("checkpoint %d: eval loss %.5g", step, report["eval_loss"])
+        if e.get("enable_bpd", False):
+            report.update(likelihood_report(config, method, model, dataset, device, folder, log))
         if e.enable_sampling:
             gen = torch.Generator(device=device).manual_seed(config.seed)
             parts, nfes = [], []
@@ -104,8 +182,6 @@ def evaluate(config, workdir, eval_folder="eval"):
                 bar.update(n)
             bar.close()
             samples = np.concatenate(parts)
-            folder = os.path.join(out, f"ckpt_{step}")
-            os.makedirs(folder, exist_ok=True)
             np.savez(os.path.join(folder, "samples.npz"), samples=samples, nfe=np.array(nfes))
             reference = dataset.eval_data(len(samples), torch.Generator().manual_seed(config.seed + 5)).numpy()
             report["nfe"] = float(np.mean(nfes))

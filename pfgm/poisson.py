@@ -18,6 +18,7 @@ __all__ = [
     "perturb",
     "prior_radius_cdf",
     "sample_prior",
+    "prior_logp",
     "substitute_vz",
     "hyperparameters",
 ]
@@ -175,6 +176,29 @@ def sample_prior(n, data_dim, z_max, upper_norm, generator=None, device=None, dt
     direction = torch.randn(n, data_dim, generator=generator, dtype=dtype, device=device)
     direction = direction / direction.norm(dim=1, keepdim=True)
     return direction * radius.unsqueeze(1)
+
+
+def prior_logp(x, z_max):
+    """Log-density of the point-charge prior on the plane z = z_max (App. B.2.1, the likelihood's prior).
+
+    The flux of a unit charge at the origin of R^{N+1} through the plane z = z_max is, normalized over
+    the plane (half the charge's flux crosses it),
+
+        p(x) = 2 z_max / (S_N (|x|^2 + z_max^2)^{(N+1)/2}),   S_N = 2 pi^{(N+1)/2} / Gamma((N+1)/2),
+
+    S_N being the area of the unit sphere S^N in R^{N+1} (the original code uses that of S^{N-1}).
+    This is the unclipped law: `sample_prior`'s upper_norm clip is a sampling device, not part of it.
+
+    Args:
+      x: (B, ...) points on the plane; flattened to (B, N).
+    Returns:
+      (B,) log p(x) in x's dtype.
+    """
+    flat = _flat(x)
+    n = flat.shape[1]
+    log_area = math.log(2.0) + 0.5 * (n + 1) * math.log(math.pi) - math.lgamma(0.5 * (n + 1))
+    r2 = flat.pow(2).sum(1)
+    return math.log(2.0 * z_max) - log_area - 0.5 * (n + 1) * torch.log(r2 + z_max * z_max)
 
 
 def substitute_vz(v_x, z, gamma, data_dim):

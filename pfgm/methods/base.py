@@ -1,5 +1,18 @@
 """The interface every method implements."""
 import abc
+from typing import Callable, NamedTuple
+
+
+class ProbabilityFlow(NamedTuple):
+    """A method's deterministic map between data and prior, for likelihoods.
+
+    drift(x, t) is dx/dt; the data sit at t_data, the prior at t_prior, with log-density prior_logp
+    ((B, ...) -> (B,)). The solver runs from t_data to t_prior.
+    """
+    drift: Callable
+    t_data: float
+    t_prior: float
+    prior_logp: Callable
 
 
 class Method(abc.ABC):
@@ -28,6 +41,10 @@ class Method(abc.ABC):
 
         `overrides` replace `config.sampling` entries for this call (e.g. ode_solver='euler', N=20).
         """
+
+    @abc.abstractmethod
+    def probability_flow(self, model):
+        """The `ProbabilityFlow` of `model` under this method (config.sampling's ODE settings)."""
 
     @staticmethod
     def shard_slice(n, shard):

@@ -19,7 +19,7 @@ import math
 import torch
 
 from pfgm import sampling
-from pfgm.methods.base import Method
+from pfgm.methods.base import Method, ProbabilityFlow
 
 # Original solver names, kept as aliases so old configs run unchanged.
 SOLVER_ALIASES = {"forward_euler": "euler", "improved_euler": "heun"}
@@ -48,6 +48,7 @@ class SDE(Method):
 
     T = 1.0
     train_eps = 1e-5       # t ~ U(train_eps, T) in the loss
+    likelihood_eps = 1e-5  # where the likelihood's ODE starts (score_sde's default)
     sampling_eps = 1e-3    # where sampling stops when config.sampling has no `eps`
 
     def __init__(self, config):
@@ -201,6 +202,12 @@ class SDE(Method):
                 x = sampling.denoise(self, score_fn, x, eps, N=self.N)
                 nfe += 1
             return x, nfe
+
+
+    def probability_flow(self, model):
+        """dx/dt = f - g^2 score / 2 from likelihood_eps to T, and the Gaussian prior."""
+        return ProbabilityFlow(sampling.probability_flow_drift(self, self.score_fn(model)),
+                               self.likelihood_eps, self.T, self.prior_logp)
 
 
 class VESDE(SDE):
