@@ -465,3 +465,132 @@ def test_cli_runs_as_a_script_on_stats_files_without_weights(tmp_path):
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert _fid_value(result.stdout) == pytest.approx(6.0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A config's data set as a source.
+
+DIGITS_CONFIG = REPO / "configs" / "poisson" / "digits_ddpmpp.py"
+CIFAR_CONFIG = REPO / "configs" / "poisson" / "cifar10_ddpmpp.py"
+TOY_CONFIG = REPO / "configs" / "poisson" / "toy2d.py"
+CPU = ["--batch_size", "64", "--device", "cpu", "--quiet"]
+
+
+def _digits_split(split):
+    """The digits config's split as float NCHW in [0, 1], read straight from the data layer."""
+    from pfgm.datasets import get_dataset
+    config = fid.load_config_file(DIGITS_CONFIG)
+    return torch.cat(list(get_dataset(config).split_batches(split, 500))).numpy()
+
+
+def _write_fake_cifar_archive(path, per_batch=8, seed=0):
+    """A tiny cifar-10-python.tar.gz (as tests/test_images_data.py builds it): 5 train batches and a test
+    batch of `per_batch` random images each. Returns {batch name: (per_batch, 3072) uint8}."""
+    import io
+    import pickle
+    import tarfile
+    rng = np.random.default_rng(seed)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    arrays = {name: rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8) for name in names}
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in arrays.items():
+            raw = pickle.dumps({b"batch_label": name.encode(), b"labels": [0] * per_batch, b"data": data},
+                               protocol=2)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    return arrays
+
+
+def test_config_images_are_rounded_rgb_batches_in_order():
+    images = fid.config_images(DIGITS_CONFIG, "test", batch_size=100)
+    assert fid.source_kind(DIGITS_CONFIG) == "config"
+    assert len(images) == 297 and len(fid.config_images(DIGITS_CONFIG)) == 1500
+    batches = list(images)
+    assert [b.shape for b in batches] == [(100, 8, 8, 3)] * 2 + [(97, 8, 8, 3)]
+    got = np.concatenate(batches)
+    assert got.dtype == np.uint8
+    expected = np.rint(_digits_split("test").transpose(0, 2, 3, 1) * 255).astype(np.uint8)  # grey, NHWC
+    np.testing.assert_array_equal(got, np.repeat(expected, 3, axis=-1))
+    assert got.max() == 255 and (got[..., 0] == got[..., 2]).all()
+    with pytest.raises(ValueError, match="split must be"):
+        fid.config_images(DIGITS_CONFIG, "valid")
+
+
+def test_cli_digits_config_matches_its_images_as_samples(cli, tmp_path, capsys):
+    np.savez(tmp_path / "train.npz", samples=_digits_split("train"))  # NCHW floats, rounded on load
+    from_config, from_samples = tmp_path / "config_stats.npz", tmp_path / "samples_stats.npz"
+    assert cli.main(["stats", str(DIGITS_CONFIG), "-o", str(from_config), *CPU], model=stand_in) == 0
+    assert "N=1500" in capsys.readouterr().out
+    assert cli.main(["stats", str(tmp_path / "train.npz"), "-o", str(from_samples), *CPU], model=stand_in) == 0
+    (mu1, s1), (mu2, s2) = fid.load_statistics(from_config), fid.load_statistics(from_samples)
+    np.testing.assert_allclose(mu1, mu2, rtol=1e-12)
+    np.testing.assert_allclose(s1, s2, rtol=1e-10)
+    assert cli.main(["fid", str(DIGITS_CONFIG), str(from_samples), *CPU], model=stand_in) == 0
+    assert abs(_fid_value(capsys.readouterr().out)) < 1e-8
+
+    test_stats = tmp_path / "test_stats.npz"
+    assert cli.main(["stats", str(DIGITS_CONFIG), "--split", "test", "-o", str(test_stats), *CPU],
+                    model=stand_in) == 0
+    assert "N=297" in capsys.readouterr().out
+    mu3, s3 = fid.load_statistics(test_stats)
+    assert not np.allclose(mu3, mu1)
+    mu4, _ = fid.source_statistics(DIGITS_CONFIG, stand_in, split="test", device="cpu", progress=False)
+    np.testing.assert_allclose(mu4, mu3, rtol=1e-12)
+    assert cli.main(["stats", str(DIGITS_CONFIG), "-o", str(tmp_path / "head.npz"), "--num_samples", "40", *CPU],
+                    model=stand_in) == 0
+    assert "N=40" in capsys.readouterr().out
+    head = stand_in(torch.from_numpy(np.rint(_digits_split("train")[:40] * 255).astype(np.uint8)).repeat(1, 3, 1, 1))[0]
+    np.testing.assert_allclose(fid.load_statistics(tmp_path / "head.npz")[0], head.double().mean(0).numpy(),
+                               rtol=1e-6)
+    assert cli.main(["stats", str(DIGITS_CONFIG), "--split", "test", "--num_samples", "298",
+                     "-o", str(tmp_path / "too_many.npz"), *CPU], model=stand_in) == 1
+    assert "298 samples requested but only 297" in capsys.readouterr().err
+    assert not (tmp_path / "too_many.npz").exists()
+
+
+def test_cli_cifar10_config_reads_the_archive(cli, tmp_path, capsys):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    arrays = _write_fake_cifar_archive(archive)
+    train = np.concatenate([arrays[f"data_batch_{i}"] for i in range(1, 6)]).reshape(-1, 3, 32, 32)
+    np.savez(tmp_path / "train.npz", samples=train)  # uint8 NCHW
+    out = tmp_path / "cifar_stats.npz"
+    assert cli.main(["stats", str(CIFAR_CONFIG), "--data_root", str(archive), "-o", str(out), *CPU],
+                    model=stand_in) == 0
+    assert "N=40" in capsys.readouterr().out
+    mu, sigma = fid.load_statistics(out)
+    mu2, sigma2 = fid.source_statistics(tmp_path / "train.npz", stand_in, device="cpu", progress=False)
+    np.testing.assert_allclose(mu, mu2, rtol=1e-12)
+    np.testing.assert_allclose(sigma, sigma2, rtol=1e-10)
+    test = arrays["test_batch"].reshape(-1, 3, 32, 32)
+    feats, _ = fid.source_activations(CIFAR_CONFIG, stand_in, split="test", data_root=archive, device="cpu",
+                                      progress=False)
+    np.testing.assert_allclose(feats, stand_in(torch.from_numpy(test))[0].numpy(), rtol=1e-6)
+
+
+def test_cli_config_source_errors(cli, tmp_path, capsys):
+    out = tmp_path / "stats.npz"
+
+    def fails(*argv, match):
+        assert cli.main(["stats", *map(str, argv), "-o", str(out), *CPU], model=stand_in) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("fid.py: error: ") and err.count("\n") == 1, err
+        for part in match:
+            assert part in err, err
+        assert not out.exists()
+
+    fails(TOY_CONFIG, match=[str(TOY_CONFIG), "data.dataset 'checkerboard'", "not an image data set"])
+    missing = tmp_path / "nowhere" / "cifar-10-python.tar.gz"
+    fails(CIFAR_CONFIG, "--data_root", missing, match=[str(CIFAR_CONFIG), "data.root", str(missing)])
+    fails(CIFAR_CONFIG, match=["data.root", "--data_root"])  # the config's own data/cifar10 is absent
+    (tmp_path / "broken.tar.gz").write_bytes(b"not an archive")
+    fails(CIFAR_CONFIG, "--data_root", tmp_path / "broken.tar.gz", match=["broken.tar.gz", "CIFAR-10 archive"])
+    (tmp_path / "no_config.py").write_text("X = 1\n")
+    fails(tmp_path / "no_config.py", match=["no_config.py", "get_config()"])
+    (tmp_path / "bad_import.py").write_text("import does_not_exist_anywhere\n")
+    fails(tmp_path / "bad_import.py", match=["bad_import.py", "does_not_exist_anywhere"])
+    fails(tmp_path / "absent.py", match=["absent.py"])
+    np.savez(out, mu=np.zeros(3), sigma=np.eye(3))  # an existing output is left untouched on error
+    before = out.read_bytes()
+    assert cli.main(["stats", str(TOY_CONFIG), "-o", str(out), *CPU], model=stand_in) == 1
+    assert out.read_bytes() == before

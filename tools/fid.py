@@ -1,10 +1,18 @@
 """FID / Inception Score from the command line (the logic lives in pfgm.evaluation.fid).
 
     python tools/fid.py stats DATA -o stats.npz [--weights PATH] [--batch_size 50] [--num_samples N] [--is]
+                              [--split train|test] [--data_root PATH]
     python tools/fid.py fid A B [--weights PATH] [--batch_size 50] [--num_samples N] [--is]
+                                [--split train|test] [--data_root PATH]
 
-DATA, A and B are image folders, samples .npz files (uint8 NHWC, or floats in [0, 1]) or statistics .npz
-files (mu/sigma, or score_sde's pool_3). `--is` also prints the Inception Score (10 splits, and the single
+DATA, A and B are image folders, samples .npz files (uint8 NHWC, or floats in [0, 1]), statistics .npz
+files (mu/sigma, or score_sde's pool_3) or config files (.py) whose image data set is read directly: its
+--split (train, the FID convention, or test), with data.root replaced by --data_root when given, e.g.
+
+    python tools/fid.py stats configs/poisson/cifar10_ddpmpp.py --data_root cifar-10-python.tar.gz -o cifar10_stats.npz
+    python tools/fid.py stats configs/poisson/digits_ddpmpp.py --split test -o digits_test_stats.npz
+
+`--is` also prints the Inception Score (10 splits, and the single
 split of TF-GAN/score_sde) of every source that has samples. The FID Inception weights
 (pt_inception-2015-12-05-6726825d.pth) come from --weights, $PFGM_INCEPTION_WEIGHTS or
 ~/.cache/pfgm/; they are never downloaded.
@@ -16,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pfgm.evaluation import fid as fidlib  # noqa: E402
+from pfgm.datasets import DataError  # noqa: E402
 
 
 def _parser():
@@ -30,6 +39,11 @@ def _parser():
                         help="also print the Inception Score of sample sources")
     common.add_argument("--splits", type=int, default=10, help="Inception Score splits (default 10)")
     common.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_argument("--data_root", "--data-root", metavar="PATH", default=None,
+                        help="config sources: data set location, replaces config.data.root (CIFAR-10's "
+                             "cifar-10-python.tar.gz or cifar-10-batches-py/, an image folder)")
+    common.add_argument("--split", choices=fidlib.SPLITS, default="train",
+                        help="config sources: the data set's split (default train)")
 
     parser = argparse.ArgumentParser(prog="fid.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,10 +63,10 @@ def _evaluate(path, model, args):
         mu, sigma = fidlib.load_statistics(path)
         return mu, sigma, None, model
     if model is None and fidlib.source_kind(path) != "activations":
-        from pfgm.evaluation.inception import load_inception
-        model = load_inception(args.weights, args.device)
+        model = fidlib.LazyInception(args.weights, args.device)  # loaded after the source is opened
     feats, logits = fidlib.source_activations(path, model, batch_size=args.batch_size, device=args.device,
-                                              num_samples=args.num_samples, progress=not args.quiet)
+                                              num_samples=args.num_samples, progress=not args.quiet,
+                                              split=args.split, data_root=args.data_root)
     if args.inception_score:
         if logits is None:
             print(f"IS {path}: not available (no logits)")
@@ -80,7 +94,10 @@ def main(argv=None, model=None):
             sizes = ", ".join(f"{name} N={n}" for name, n in (("A", n1), ("B", n2)) if n)
             print(f"FID: {value:.6f}" + (f"  ({sizes})" if sizes else ""))
     except (FileNotFoundError, ValueError) as e:
-        print(f"fid.py: error: {e}", file=sys.stderr)
+        hint = " (set the data set's location with --data_root)" if (
+            isinstance(e, DataError) and "data.root" in str(e) and args.data_root is None) else ""
+        message = " ".join(line.strip() for line in str(e).splitlines() if line.strip())  # one line
+        print(f"fid.py: error: {message}{hint}", file=sys.stderr)
         return 1
     return 0
 

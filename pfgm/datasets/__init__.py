@@ -31,6 +31,11 @@ def dataset_names():
     return sorted(_DATASETS)
 
 
+def is_image_dataset(name):
+    """Whether data.dataset `name` is an image data set (an `ImageDataset`: digits, CIFAR10, folders)."""
+    return _DATASETS.get(name, "").startswith("pfgm.datasets.images:")
+
+
 def get_dataset(config):
     name = config.data.dataset
     if name not in _DATASETS:

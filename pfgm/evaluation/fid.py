@@ -10,7 +10,11 @@ A DATA source is one of
 - a samples `.npz`/`.npy`: key `samples` (else the first array), shaped (N,H,W,C) or (N,C,H,W) with
   C in {1, 3}, uint8 in [0, 255] or floats in [0, 1] (rounded to uint8);
 - a statistics `.npz` with `mu` and `sigma`, or with raw activations under `pool_3` (score_sde/PFGM files,
-  optionally with `logits`).
+  optionally with `logits`);
+- a config file (`.py` with `get_config()`, e.g. configs/poisson/cifar10_ddpmpp.py) whose `data.dataset` is an
+  image data set: one split of it ('train' by default, the FID convention; or 'test'), read through
+  `pfgm.datasets.get_dataset` in its fixed order, never flipped or dequantized, rounded to uint8 (x * 255,
+  exact for 8-bit data). `data_root` overrides `data.root` (CIFAR-10's archive or folder, an image folder).
 
 Feature extractors are injectable: anything called as `model(uint8 (B,3,H,W) tensor)` that returns a
 (B, D) feature tensor or a `(features, logits)` pair works where the Inception network does.
@@ -18,6 +22,8 @@ Feature extractors are injectable: anything called as `model(uint8 (B,3,H,W) ten
 FID depends on N and is biased upwards for small N: compare only numbers computed with equal N
 (usually 50k samples against the 50k CIFAR-10 training images).
 """
+import importlib.util
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -32,9 +38,12 @@ __all__ = [
     "frechet_distance", "activation_statistics", "inception_score", "compute_activations", "to_uint8",
     "IMAGE_EXTENSIONS", "source_kind", "list_images", "iter_image_folder", "load_samples", "load_statistics",
     "save_statistics", "source_activations", "source_statistics", "fid_from_sources", "default_device",
+    "SPLITS", "load_config_file", "config_images", "LazyInception",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+SPLITS = ("train", "test")
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent  # the config files import `configs.default_*`
 
 
 def default_device():
@@ -225,8 +234,11 @@ def compute_activations(images, model, batch_size=50, device=None, *, num_sample
         raise ValueError(f"num_samples must be positive, got {num_samples}")
     device = torch.device(device) if device is not None else default_device()
     total = num_samples
-    if total is None and hasattr(images, "__len__"):
-        total = len(images)
+    if hasattr(images, "__len__"):
+        available = len(images)
+        if num_samples is not None and num_samples > available:
+            raise ValueError(f"{name}: {num_samples} samples requested but only {available} available")
+        total = available if total is None else total
     feats, logits, seen = [], [], 0
     with tqdm(total=total, unit="img", desc="Inception features", disable=not progress) as bar:
         for batch in _batches(images, batch_size, name):
@@ -317,15 +329,18 @@ def _open_npz(path):
 
 
 def source_kind(path):
-    """'folder', 'stats' (mu/sigma .npz), 'activations' (pool_3 .npz) or 'samples' (.npz/.npy of images)."""
+    """'folder', 'stats' (mu/sigma .npz), 'activations' (pool_3 .npz), 'samples' (.npz/.npy of images) or
+    'config' (a .py config file, whose data set is the source)."""
     path = Path(path)
     if path.is_dir():
         return "folder"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder (expected an image folder, a samples "
-                                ".npz or a statistics .npz)")
+                                ".npz, a statistics .npz or a config .py)")
+    if path.suffix.lower() == ".py":
+        return "config"
     if path.suffix.lower() not in (".npz", ".npy"):
-        raise ValueError(f"{path}: not a folder, .npz or .npy file")
+        raise ValueError(f"{path}: not a folder, .npz, .npy or .py (config) file")
     if path.suffix.lower() == ".npy":
         return "samples"
     try:
@@ -376,6 +391,89 @@ def save_statistics(path, mu, sigma):
     np.savez_compressed(path, mu=mu, sigma=sigma)
 
 
+def load_config_file(path):
+    """`get_config()` of an ml_collections-style config file (the repository root is made importable, as
+    the configs import `configs.default_*`). Errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    spec = importlib.util.spec_from_file_location(f"_pfgm_fid_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - any failure of a config's import is reported in one line
+        raise ValueError(f"{path}: cannot load the config file ({type(e).__name__}: {e})") from e
+    get_config = getattr(module, "get_config", None)
+    if not callable(get_config):
+        raise ValueError(f"{path}: not a config file (it defines no get_config() function)")
+    return get_config()
+
+
+class _DatasetImages:
+    """Lazy, sized iterable of uint8 NHWC RGB batches of one split of an `ImageDataset`."""
+
+    def __init__(self, dataset, split, batch_size, name):
+        self.dataset, self.split, self.batch_size, self.name = dataset, split, batch_size, name
+
+    def __len__(self):
+        return self.dataset.num_train if self.split == "train" else self.dataset.num_eval
+
+    def __iter__(self):
+        for x in self.dataset.split_batches(self.split, self.batch_size):
+            # NCHW float in [0, 1] -> NHWC; to_uint8 rounds x * 255 and repeats a grey channel to RGB.
+            yield to_uint8(x.permute(0, 2, 3, 1), name=self.name)
+
+
+def config_images(path, split="train", data_root=None, batch_size=50):
+    """One split ('train' or 'test') of the image data set of the config file at `path`, as a lazy, sized
+    iterable of uint8 (B, H, W, 3) batches in the data set's fixed order (never flipped or dequantized).
+
+    `data_root`, when given, replaces `data.root`. Raises ValueError naming the config when its data set
+    is not made of images, and the data layer's `DataError` (a ValueError) when the data cannot be read.
+    """
+    from pfgm import datasets
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    config = load_config_file(path)
+    data = config.get("data")
+    name = data.get("dataset") if data is not None else None
+    if name is None:
+        raise ValueError(f"{path}: the config has no data.dataset")
+    if name in datasets.dataset_names() and not datasets.is_image_dataset(name):
+        images = [n for n in datasets.dataset_names() if datasets.is_image_dataset(n)]
+        raise ValueError(f"{path}: data.dataset {name!r} is not an image data set; FID needs images "
+                         f"(one of {images})")
+    if data_root is not None:
+        with config.unlocked():
+            config.data.root = str(data_root)
+    try:
+        dataset = datasets.get_dataset(config)
+    except ValueError as e:  # DataError and bad data.* values: name the config, keep DataError's type
+        raise (datasets.DataError if isinstance(e, datasets.DataError) else ValueError)(f"{path}: {e}") from e
+    if not hasattr(dataset, "split_batches"):
+        raise ValueError(f"{path}: data.dataset {name!r} is not an image data set")
+    return _DatasetImages(dataset, split, batch_size, name=f"{path} [{name} {split}]")
+
+
+class LazyInception:
+    """The FID Inception network, loaded from `weights` on its first call (then kept): sources are opened,
+    and their data errors reported, before a missing-weights error; one instance serves several sources."""
+
+    def __init__(self, weights=None, device=None):
+        self.weights, self.device, self.network = weights, device, None
+
+    def __call__(self, x):
+        if self.network is None:
+            from pfgm.evaluation.inception import load_inception
+            self.network = load_inception(self.weights, self.device)
+        return self.network(x)
+
+
 def _resolve_model(model, weights, device):
     if model is not None:
         return model
@@ -384,10 +482,12 @@ def _resolve_model(model, weights, device):
 
 
 def source_activations(path, model=None, *, weights=None, batch_size=50, device=None, num_samples=None,
-                       progress=True):
-    """Features and logits of an image folder, samples .npz or pool_3 .npz: (feats (N, D), logits or None).
+                       progress=True, split="train", data_root=None):
+    """Features and logits of an image folder, samples .npz, pool_3 .npz or config's data set:
+    (feats (N, D), logits or None).
 
-    `model` defaults to the FID Inception network loaded from `weights` (see `load_inception`).
+    `model` defaults to the FID Inception network loaded from `weights` (see `load_inception`). `split` and
+    `data_root` apply to config sources only (see `config_images`).
     """
     kind = source_kind(path)
     if kind == "stats":
@@ -402,9 +502,12 @@ def source_activations(path, model=None, *, weights=None, batch_size=50, device=
             feats = feats[:num_samples]
             logits = None if logits is None else logits[:num_samples]
         return feats, logits
+    if kind == "config":  # read the data before loading the network: data errors come first
+        images = config_images(path, split, data_root, batch_size)
+    else:
+        images = iter_image_folder(path) if kind == "folder" else load_samples(path)
     device = torch.device(device) if device is not None else default_device()
     model = _resolve_model(model, weights, device)
-    images = iter_image_folder(path) if kind == "folder" else load_samples(path)
     feats, logits = compute_activations(images, model, batch_size, device, num_samples=num_samples,
                                         progress=progress, name=str(path))
     if 2 <= feats.shape[0] <= feats.shape[1]:
@@ -414,23 +517,25 @@ def source_activations(path, model=None, *, weights=None, batch_size=50, device=
 
 
 def source_statistics(path, model=None, *, weights=None, batch_size=50, device=None, num_samples=None,
-                      progress=True):
+                      progress=True, split="train", data_root=None):
     """(mu, sigma) of any source; a mu/sigma .npz is read as is (no model or weights needed)."""
     if source_kind(path) == "stats":
         return load_statistics(path)
     feats, _ = source_activations(path, model, weights=weights, batch_size=batch_size, device=device,
-                                  num_samples=num_samples, progress=progress)
+                                  num_samples=num_samples, progress=progress, split=split,
+                                  data_root=data_root)
     return activation_statistics(feats)
 
 
 def fid_from_sources(path1, path2, model=None, *, weights=None, batch_size=50, device=None, num_samples=None,
-                     progress=True):
-    """FID between two sources (image folders, samples .npz, statistics .npz, in any combination)."""
+                     progress=True, split="train", data_root=None):
+    """FID between two sources (image folders, samples .npz, statistics .npz, config data sets, in any
+    combination); `split` and `data_root` apply to config sources."""
     kwargs = dict(weights=weights, batch_size=batch_size, device=device, num_samples=num_samples,
-                  progress=progress)
-    needs_model = {"folder", "samples"} & {source_kind(path1), source_kind(path2)}
-    if model is None and needs_model:  # load the network once for both sources
-        model = _resolve_model(None, weights, device if device is not None else default_device())
+                  progress=progress, split=split, data_root=data_root)
+    needs_model = {"folder", "samples", "config"} & {source_kind(path1), source_kind(path2)}
+    if model is None and needs_model:  # one network for both sources, loaded when first needed
+        model = LazyInception(weights, device if device is not None else default_device())
     mu1, sigma1 = source_statistics(path1, model, **kwargs)
     mu2, sigma2 = source_statistics(path2, model, **kwargs)
     return frechet_distance(mu1, sigma1, mu2, sigma2)
