@@ -59,7 +59,7 @@ class Row:
     config: str                  # config file, relative to the repository root
     overrides: dict = dataclasses.field(default_factory=dict)  # config changes that define the network/training
     sampler: dict = dataclasses.field(default_factory=dict)    # config.sampling overrides of this row
-    paper: dict = None           # {'fid', 'is', 'nfe'}: numbers or strings; None: nothing to compare
+    paper: dict = None           # {'fid', 'is_', 'nfe', 'bpd'}: numbers or strings; None: nothing to compare
     source: str = ""             # where the paper number comes from / which paper row it mirrors
     published: str = ""          # where a published checkpoint for `model` comes from
 
@@ -97,23 +97,23 @@ def _gpu_tables():
     pc = lambda pred, corr: dict(method="pc", predictor=pred, corrector=corr, N=1000)  # noqa: E731
     cifar = [
         Row("pfgm_ddpmpp", "PFGM, DDPM++", "pfgm_ddpmpp", P, sampler=_RK45,
-            paper=dict(fid=2.48, is_=9.65, nfe="~104"), source="PF:README", published=_PF),
+            paper=dict(fid=2.48, is_=9.65, nfe="~104", bpd=NOT_TRANSCRIBED), source="PF:README", published=_PF),
         Row("pfgm_ddpmpp_deep", "PFGM, DDPM++ deep", "pfgm_ddpmpp_deep", "configs/poisson/cifar10_ddpmpp_deep.py",
-            sampler=_RK45, paper=dict(fid=2.35, is_=9.68, nfe="~110"), source="PF:README; abstract", published=_PF),
+            sampler=_RK45, paper=dict(fid=2.35, is_=9.68, nfe="~110", bpd=NOT_TRANSCRIBED), source="PF:README; abstract", published=_PF),
         Row("ve_ncsnpp_pc", "VE-SDE, NCSN++ cont. (PC)", "ve_ncsnpp_cont", "configs/ve/cifar10_ncsnpp_continuous.py",
             sampler=pc("reverse_diffusion", "langevin"), paper=dict(fid=2.38, is_=9.83, nfe="2000*"),
             source="SDE:README (*sampler default, not from the PFGM table)", published=_SDE),
         Row("vp_ddpmpp_sde", "VP-SDE, DDPM++ cont. (SDE)", "vp_ddpmpp_cont", V,
-            sampler=pc("euler_maruyama", "none"), paper=dict(fid=2.55, is_=9.58, nfe="1000*"),
+            sampler=pc("euler_maruyama", "none"), paper=dict(fid=2.55, is_=9.58, nfe="1000*", bpd=3.16),
             source="SDE:README (*sampler default)", published=_SDE),
         Row("vp_ddpmpp_ode", "VP, DDPM++ cont. (prob. flow ODE)", "vp_ddpmpp_cont", V, sampler=_RK45,
-            paper=dict(fid=3.93, is_="–", nfe="140†"), source="SDE:README (FID); †NFE unverified", published=_SDE),
+            paper=dict(fid=3.93, is_="–", nfe="140†", bpd=3.16), source="SDE:README (FID, bpd); †NFE unverified", published=_SDE),
         Row("subvp_ddpmpp_sde", "sub-VP SDE, DDPM++ cont. (SDE)", "subvp_ddpmpp_cont",
             "configs/subvp/cifar10_ddpmpp_continuous.py", sampler=pc("euler_maruyama", "none"),
-            paper=dict(fid=2.61, is_=9.56, nfe="1000*"), source="SDE:README (*sampler default)", published=_SDE),
+            paper=dict(fid=2.61, is_=9.56, nfe="1000*", bpd=3.02), source="SDE:README (*sampler default)", published=_SDE),
         Row("subvp_ddpmpp_ode", "sub-VP, DDPM++ cont. (prob. flow ODE)", "subvp_ddpmpp_cont",
             "configs/subvp/cifar10_ddpmpp_continuous.py", sampler=_RK45,
-            paper=dict(fid=3.16, is_="–", nfe="146†"), source="SDE:README (FID); †NFE unverified", published=_SDE),
+            paper=dict(fid=3.16, is_="–", nfe="146†", bpd=3.02), source="SDE:README (FID, bpd); †NFE unverified", published=_SDE),
     ]
     nt = dict(fid=NOT_TRANSCRIBED, is_=NOT_TRANSCRIBED, nfe=NOT_TRANSCRIBED)
     euler = []
@@ -131,7 +131,7 @@ def _gpu_tables():
         Row("pfgm_ddpm", "PFGM, DDPM (weaker)", "pfgm_ddpm", P, overrides=_DDPM_ARCH, sampler=_RK45, paper=nt,
             source="no published PFGM DDPM config; arch = ncsnpp with DDPM res blocks"),
         Row("vp_ddpmpp_ode", "VP ODE, DDPM++", "vp_ddpmpp_cont", V, sampler=_RK45,
-            paper=dict(fid=3.93, is_="–", nfe="140†"), source="SDE:README", published=_SDE),
+            paper=dict(fid=3.93, is_="–", nfe="140†", bpd=3.16), source="SDE:README", published=_SDE),
         Row("vp_ddpm_ode", "VP ODE, DDPM (weaker)", "vp_ddpm_cont", V, overrides=_DDPM_ARCH, sampler=_RK45,
             paper=nt, source="not transcribed"),
     ]
@@ -351,8 +351,9 @@ def _sampler_tag(sampler, n):
     return f"{tag}_n{n}"
 
 
-def _sample(config, ckpt_path, row, opts, log):
-    from pfgm import checkpoint, datasets, methods, run_utils, train
+def _load_model(config, ckpt_path):
+    """(the checkpoint's EMA network in eval mode, its device)."""
+    from pfgm import checkpoint, run_utils, train
     from pfgm.models.ema import ExponentialMovingAverage
     device = run_utils.resolve_device(config.device)
     model = train.build_model(config, device)
@@ -360,6 +361,12 @@ def _sample(config, ckpt_path, row, opts, log):
     checkpoint.load_checkpoint(ckpt_path, model, ema, map_location=device)
     ema.copy_to(model)
     model.eval()
+    return model, device
+
+
+def _sample(config, ckpt_path, row, opts, log):
+    from pfgm import datasets, methods
+    model, device = _load_model(config, ckpt_path)
     dataset = datasets.get_dataset(config)
     inverse = datasets.inverse_scaler(config)
     method = methods.get_method(config)
@@ -402,8 +409,63 @@ def _metrics(table, config, samples, dataset, ctx):
     return dict(out, metrics={"fid": m["fid"], "is_": m.get("inception_score")})
 
 
+class _PrintLog:
+    """A logger-like `info(fmt, *args)` over reproduce's `log(message)`."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def info(self, fmt, *args):
+        self.log("  " + (fmt % args if args else fmt))
+
+
+def _likelihood(config, ckpt_path, model_dir, opts, log):
+    """Bits/dim of the test split under the model's probability-flow ODE (pfgm.evaluate.likelihood_report),
+    cached per checkpoint and settings in DIR/<model>/reproduce/; rows sharing a model share it."""
+    from pfgm import datasets, evaluate, methods
+    n, repeats, tol = opts["bpd_num_samples"], opts["bpd_repeats"], opts["bpd_tol"]
+    key = dict(checkpoint=os.path.abspath(ckpt_path), mtime=os.path.getmtime(ckpt_path), num_samples=n,
+               repeats=repeats, tol=tol)
+    folder = os.path.join(model_dir, "reproduce")
+    cache = os.path.join(folder, f"bpd_test_n{n}_r{repeats}_tol{tol:g}.json")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            cached = json.load(f)
+        if cached.get("key") == json.loads(json.dumps(key)):
+            return cached["report"]
+    for k, v in dict(enable_bpd=True, bpd_dataset="test", bpd_num_samples=n, bpd_num_repeats=repeats,
+                     bpd_solver="rk45", bpd_rtol=tol, bpd_atol=tol).items():
+        _set(config, f"eval.{k}", v)
+    if opts.get("batch_size"):
+        _set(config, "eval.batch_size", opts["batch_size"])
+    model, device = _load_model(config, ckpt_path)
+    os.makedirs(folder, exist_ok=True)
+    log(f"[{os.path.basename(model_dir)}] bits/dim of {n or 'all'} test images x {repeats} passes")
+    report = evaluate.likelihood_report(config, methods.get_method(config), model, datasets.get_dataset(config),
+                                        device, folder, _PrintLog(log))
+    tmp = cache + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(dict(key=key, report=report), f, indent=2)
+    os.replace(tmp, cache)
+    return report
+
+
 def evaluate_row(table, row, ctx, log):
-    """The cached or freshly computed result of one row (a dict; 'status' says what happened)."""
+    """The cached or freshly computed result of one row (a dict; 'status' says what happened), with its
+    model's bits/dim when asked (opts['bpd'], image tables)."""
+    result = _sample_row(table, row, ctx, log)
+    opts = ctx.opts
+    if not opts.get("bpd") or table.kind == "toy" or "checkpoint" not in result:
+        return result
+    try:
+        report = _likelihood(build_config(row, opts), result["checkpoint"],
+                             os.path.join(opts["workdir"], row.model), opts, log)
+    except Exception as e:  # a failed likelihood is a result; keep the rest of the row
+        return dict(result, bpd_note=f"bpd failed: {type(e).__name__}: {e}")
+    return dict(result, bpd=report["bpd"], bpd_stderr=report["bpd_stderr"], bpd_nfe=report["bpd_nfe"])
+
+
+def _sample_row(table, row, ctx, log):
     opts = ctx.opts
     model_dir = os.path.join(opts["workdir"], row.model)
     result = dict(row=row.name, label=row.label, model=row.model, config=row.config, overrides=row.overrides,
@@ -494,15 +556,15 @@ def _num(v, digits=3):
     return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
 
-def _columns(table):
+def _columns(table, bpd=False):
     if table.kind == "toy":
         return ["row", "sampler", "NFE", "sliced W", "MMD", "status / note"]
-    cols = ["row", "sampler", "NFE", "FID"] + (["IS"] if table.kind == "images" else [])
+    cols = ["row", "sampler", "NFE", "FID"] + (["IS"] if table.kind == "images" else []) + (["bpd"] if bpd else [])
     return cols + ["paper NFE", "paper FID"] + (["paper IS"] if table.kind == "images" else []) + \
-        ["paper source", "status / note"]
+        (["paper bpd"] if bpd else []) + ["paper source", "status / note"]
 
 
-def _cells(table, row, r):
+def _cells(table, row, r, bpd=False):
     met = r.get("metrics") or {}
     paper = row.paper or {}
     note = r["status"]
@@ -511,6 +573,8 @@ def _cells(table, row, r):
             f"; or published: {r['published']}" if r.get("published") else "")
     elif r.get("note"):
         note += f": {r['note']}"
+    if r.get("bpd_note"):
+        note += f"; {r['bpd_note']}"
     if r.get("nonfinite"):
         note += f" ({r['nonfinite']} non-finite samples dropped)"
     nfe = _num(r.get("nfe"), 4) if r.get("nfe") is not None else ""
@@ -519,9 +583,13 @@ def _cells(table, row, r):
     cells = [row.label, r["sampler"], nfe, _num(met.get("fid"))]
     if table.kind == "images":
         cells.append(_num(met.get("is_")))
+    if bpd:
+        cells.append(f"{r['bpd']:.3f} ± {r['bpd_stderr']:.3f}" if r.get("bpd") is not None else "")
     cells += [_num(paper.get("nfe")), _num(paper.get("fid"))]
     if table.kind == "images":
         cells.append(_num(paper.get("is_")))
+    if bpd:
+        cells.append(_num(paper.get("bpd", "–")))
     return cells + [row.source, note]
 
 
@@ -551,11 +619,12 @@ def budget_report(rows, opts):
 
 def write_outputs(table, rows, results, opts, header):
     base = os.path.join(opts["workdir"], f"{table.name}_{opts['scale']}")
-    cols = _columns(table)
+    bpd = bool(opts.get("bpd")) and table.kind != "toy"
+    cols = _columns(table, bpd)
     metric_name = next((r["metric_name"] for r in results if r.get("metric_name")), None)
     if metric_name and metric_name != "digits-FID":
         cols = [c.replace("FID", metric_name) if c == "FID" else c for c in cols]
-    body = [_cells(table, row, r) for row, r in zip(rows, results)]
+    body = [_cells(table, row, r, bpd) for row, r in zip(rows, results)]
     md = [f"### {table.title}", ""] + header + ([f"", table.note] if table.note else []) + [""]
     md.append("| " + " | ".join(cols) + " |")
     md.append("|" + "---|" * len(cols))
@@ -627,7 +696,7 @@ def plot_quality_vs_nfe(table, rows, results, path, metric_name=None):
 
 DEFAULTS = dict(scale="gpu", n_iters=None, toy_n_iters=None, num_samples=None, batch_size=None, rk45_tol=1e-3,
                 train=None, device=None, inception_weights="", fid_stats_cifar10="", fid_stats_celeba64="",
-                fid_stats_bedroom="")
+                fid_stats_bedroom="", bpd=False, bpd_num_samples=0, bpd_repeats=None, bpd_tol=1e-5)
 
 
 def run_table(name, workdir, log=print, digits_metric=None, command=None, **options):
@@ -641,6 +710,8 @@ def run_table(name, workdir, log=print, digits_metric=None, command=None, **opti
         opts["num_samples"] = 50000 if scale == "gpu" else 500
     if opts["train"] is None:
         opts["train"] = scale == "cpu"
+    if opts["bpd_repeats"] is None:  # the original's protocol: 5 passes over the test split
+        opts["bpd_repeats"] = 5 if scale == "gpu" else 1
     all_tables = tables(scale, opts["rk45_tol"])
     names = list(all_tables) if name == "all" else [name]
     for n in names:

@@ -100,3 +100,29 @@ def test_digits_table_with_stand_in_metric(tmp_path):
 def test_unknown_table(tmp_path):
     with pytest.raises(ValueError, match="unknown table"):
         reproduce.run_table("nope", str(tmp_path), scale="cpu")
+
+
+def test_digits_table_with_bits_per_dim(tmp_path):
+    logs = []
+    kw = dict(scale="cpu", n_iters=2, num_samples=8, rk45_tol=1e-1, log=logs.append, bpd=True, bpd_num_samples=6,
+              bpd_tol=1e-2, digits_metric=("stand-in FD", reproduce.pixel_fd))
+    md, _, results = reproduce.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
+    assert all(r["status"] == "computed" and 0 < r["bpd"] < 16 for r in results), results
+    assert len({r["bpd"] for r in results}) == 3  # three different models
+    table = _csv(tmp_path / "cifar10_cpu.csv")
+    assert "bpd" in table[0] and "paper bpd" in table[0]
+    assert table[0]["bpd"].startswith(f"{results[0]['bpd']:.3f} ± ")
+    assert sum("bits/dim of 6 test images" in m for m in logs) == 3
+    # cached per model: a second run computes nothing, and gives the same numbers
+    logs.clear()
+    _, _, again = reproduce.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
+    assert not any("bits/dim of" in m for m in logs)
+    assert [r["bpd"] for r in again] == [r["bpd"] for r in results]
+
+
+def test_gpu_table_paper_bpd_column(tmp_path):
+    reproduce.run_table("cifar10", str(tmp_path), scale="gpu", bpd=True, log=lambda m: None)
+    table = {r["row_id"]: r for r in _csv(tmp_path / "cifar10_gpu.csv")}
+    assert table["vp_ddpmpp_ode"]["paper bpd"] == "3.16" and table["subvp_ddpmpp_sde"]["paper bpd"] == "3.02"
+    assert table["pfgm_ddpmpp"]["paper bpd"] == reproduce.NOT_TRANSCRIBED
+    assert table["pfgm_ddpmpp"]["bpd"] == ""  # no checkpoint, no number
