@@ -440,7 +440,7 @@ def _likelihood(config, ckpt_path, model_dir, opts, log):
         _set(config, "eval.batch_size", opts["batch_size"])
     model, device = _load_model(config, ckpt_path)
     os.makedirs(folder, exist_ok=True)
-    log(f"[{os.path.basename(model_dir)}] bits/dim of {n or 'all'} test images x {repeats} passes")
+    log(f"[{os.path.basename(model_dir)}] bits/dim of {n or 'all'} test images, {repeats} pass(es)")
     report = evaluate.likelihood_report(config, methods.get_method(config), model, datasets.get_dataset(config),
                                         device, folder, _PrintLog(log))
     tmp = cache + ".tmp"
