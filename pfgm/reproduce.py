@@ -26,7 +26,6 @@ row keeps its samples and NFE and says what is missing, and a later run with the
 Paper numbers: only those in the project's verified reference (README checkpoint table of the
 official repository and score_sde's README); the rest are marked "not transcribed", never guessed.
 """
-import copy
 import csv
 import dataclasses
 import importlib.util
@@ -99,7 +98,8 @@ def _gpu_tables():
         Row("pfgm_ddpmpp", "PFGM, DDPM++", "pfgm_ddpmpp", P, sampler=_RK45,
             paper=dict(fid=2.48, is_=9.65, nfe="~104", bpd=NOT_TRANSCRIBED), source="PF:README", published=_PF),
         Row("pfgm_ddpmpp_deep", "PFGM, DDPM++ deep", "pfgm_ddpmpp_deep", "configs/poisson/cifar10_ddpmpp_deep.py",
-            sampler=_RK45, paper=dict(fid=2.35, is_=9.68, nfe="~110", bpd=NOT_TRANSCRIBED), source="PF:README; abstract", published=_PF),
+            sampler=_RK45, paper=dict(fid=2.35, is_=9.68, nfe="~110", bpd=NOT_TRANSCRIBED),
+            source="PF:README; abstract", published=_PF),
         Row("ve_ncsnpp_pc", "VE-SDE, NCSN++ cont. (PC)", "ve_ncsnpp_cont", "configs/ve/cifar10_ncsnpp_continuous.py",
             sampler=pc("reverse_diffusion", "langevin"), paper=dict(fid=2.38, is_=9.83, nfe="2000*"),
             source="SDE:README (*sampler default, not from the PFGM table)", published=_SDE),
@@ -107,13 +107,16 @@ def _gpu_tables():
             sampler=pc("euler_maruyama", "none"), paper=dict(fid=2.55, is_=9.58, nfe="1000*", bpd=3.16),
             source="SDE:README (*sampler default)", published=_SDE),
         Row("vp_ddpmpp_ode", "VP, DDPM++ cont. (prob. flow ODE)", "vp_ddpmpp_cont", V, sampler=_RK45,
-            paper=dict(fid=3.93, is_="–", nfe="140†", bpd=3.16), source="SDE:README (FID, bpd); †NFE unverified", published=_SDE),
+            paper=dict(fid=3.93, is_="–", nfe="140†", bpd=3.16), source="SDE:README (FID, bpd); †NFE unverified",
+            published=_SDE),
         Row("subvp_ddpmpp_sde", "sub-VP SDE, DDPM++ cont. (SDE)", "subvp_ddpmpp_cont",
             "configs/subvp/cifar10_ddpmpp_continuous.py", sampler=pc("euler_maruyama", "none"),
-            paper=dict(fid=2.61, is_=9.56, nfe="1000*", bpd=3.02), source="SDE:README (*sampler default)", published=_SDE),
+            paper=dict(fid=2.61, is_=9.56, nfe="1000*", bpd=3.02), source="SDE:README (*sampler default)",
+            published=_SDE),
         Row("subvp_ddpmpp_ode", "sub-VP, DDPM++ cont. (prob. flow ODE)", "subvp_ddpmpp_cont",
             "configs/subvp/cifar10_ddpmpp_continuous.py", sampler=_RK45,
-            paper=dict(fid=3.16, is_="–", nfe="146†", bpd=3.02), source="SDE:README (FID, bpd); †NFE unverified", published=_SDE),
+            paper=dict(fid=3.16, is_="–", nfe="146†", bpd=3.02), source="SDE:README (FID, bpd); †NFE unverified",
+            published=_SDE),
     ]
     nt = dict(fid=NOT_TRANSCRIBED, is_=NOT_TRANSCRIBED, nfe=NOT_TRANSCRIBED)
     euler = []
@@ -625,7 +628,7 @@ def write_outputs(table, rows, results, opts, header):
     if metric_name and metric_name != "digits-FID":
         cols = [c.replace("FID", metric_name) if c == "FID" else c for c in cols]
     body = [_cells(table, row, r, bpd) for row, r in zip(rows, results)]
-    md = [f"### {table.title}", ""] + header + ([f"", table.note] if table.note else []) + [""]
+    md = [f"### {table.title}", ""] + header + (["", table.note] if table.note else []) + [""]
     md.append("| " + " | ".join(cols) + " |")
     md.append("|" + "---|" * len(cols))
     md += ["| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |" for cells in body]

@@ -1,6 +1,5 @@
 """NCSN++ / DDPM++ networks: checkpoint layout against the original's state dicts, EMA order,
 forward semantics of small networks, and the FIR resampling ops against a float64 numpy reference."""
-import itertools
 import json
 import math
 from pathlib import Path

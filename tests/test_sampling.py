@@ -1,7 +1,6 @@
 """ODE solvers on closed forms, and the backward ODE with the exact field of a few charges."""
 import math
 
-import numpy as np
 import pytest
 import scipy.stats
 import torch

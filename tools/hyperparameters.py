@@ -6,7 +6,6 @@
 With --config the data norm is the mean L2 norm of up to --num_samples training samples in model
 space (after data.centered scaling), and the dimension is that of one sample.
 """
-import math
 import os
 import sys
 

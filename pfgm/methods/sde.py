@@ -203,7 +203,6 @@ class SDE(Method):
                 nfe += 1
             return x, nfe
 
-
     def probability_flow(self, model):
         """dx/dt = f - g^2 score / 2 from likelihood_eps to T, and the Gaussian prior."""
         return ProbabilityFlow(sampling.probability_flow_drift(self, self.score_fn(model)),
