@@ -20,6 +20,7 @@ from configs.vp import toy2d as vp_toy2d
 from pfgm import config_checks, evaluate, methods, poisson, sampling, train
 from pfgm.evaluation import likelihood
 from pfgm.methods.base import ProbabilityFlow
+from pfgm.methods.sde import VPSDE
 
 torch.set_default_dtype(torch.float32)
 
@@ -192,12 +193,33 @@ def gaussian_sde_flow(name):
         return -torch.linalg.solve(s, (x - m).t()).t()
 
     flow = ProbabilityFlow(sampling.probability_flow_drift(sde, score), sde.likelihood_eps, sde.T, sde.prior_logp)
-    return flow, marginal
+    return flow, marginal, sde, score
+
+
+class ExactScoreNet(nn.Module):
+    """A 'network' answering with the exact score of Gaussian data, in the method's parameterization
+    (VP / sub-VP: the noise, cond = 999 t; VE: the score itself, cond = sigma(t))."""
+
+    def __init__(self, sde, score):
+        super().__init__()
+        self.sde, self.score = sde, score
+        self.dummy = nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+    def forward(self, x, cond):
+        if isinstance(self.sde, VPSDE):
+            t = float(cond[0]) / 999
+            return -self.score(x, t) * self.sde.marginal_std(torch.tensor(t, dtype=x.dtype))
+        t = math.log(float(cond[0]) / self.sde.sigma_min) / math.log(self.sde.sigma_max / self.sde.sigma_min)
+        return self.score(x, t)
 
 
 @pytest.mark.parametrize("name", ["vpsde", "subvpsde", "vesde"])
 def test_sde_ode_likelihood_of_gaussian_data(name):
-    flow, marginal = gaussian_sde_flow(name)
+    flow, marginal, sde, score = gaussian_sde_flow(name)
+    # the method's own flow, driven by a network that answers the exact score, is the same ODE
+    own = sde.probability_flow(ExactScoreNet(sde, score))
+    assert (own.t_data, own.t_prior) == (flow.t_data, flow.t_prior) == (1e-5, 1.0)
+    flow = own
     x = torch.tensor([[0.5, -1.0, 0.3], [1.5, 0.0, -0.5], [-1.0, -2.0, 1.0]], dtype=torch.float64)
     m, s = marginal(flow.t_data)
     want = torch.distributions.MultivariateNormal(m, s).log_prob(x)
@@ -260,6 +282,84 @@ def test_eval_writes_bits_per_dim(tmp_path):
     c.eval.update(bpd_solver="euler", bpd_steps=1)
     (train_report,) = evaluate.evaluate(c, work, "ev_train")
     assert train_report["bpd_num_points"] == 1500 and train_report["bpd_dataset"] == "train"
+
+
+class SpyMethod:
+    """A method whose flow is the identity (drift 0) and whose prior records what it is given, so
+    likelihood_report's bookkeeping (dequantization, scaling, bits/dim) can be checked exactly."""
+
+    def __init__(self, prior_logp):
+        self.prior_logp, self.seen = prior_logp, []
+
+    def probability_flow(self, model):
+        def prior(x):
+            self.seen.append(x.detach().clone())
+            return self.prior_logp(x)
+        return ProbabilityFlow(lambda x, t: 0.0 * x, 0.0, 1.0, prior)
+
+
+class _Log:
+    def info(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("centered", [False, True])
+def test_likelihood_report_dequantizes_scales_and_converts(tmp_path, centered):
+    from pfgm import datasets
+
+    c = digits_config()
+    c.data.centered = centered
+    c.eval.update(bpd_num_samples=9, batch_size=4, bpd_num_repeats=2, bpd_solver="euler", bpd_steps=1)
+    data = datasets.get_dataset(c)
+    images = next(data.split_batches("test", 9)).double()
+    # a density in data space of prod_i 2 u_i on [0, 1]^64, u the dequantized pixel
+    n = images[0].numel()
+
+    def logp(x):
+        u = (x.double() + 1) / 2 if centered else x.double()
+        return torch.log(2 * u).flatten(1).sum(1) - (n * math.log(2.0) if centered else 0.0)
+
+    spy = SpyMethod(logp)
+    report = evaluate.likelihood_report(c, spy, None, data, torch.device("cpu"), str(tmp_path), _Log())
+    seen = torch.cat(spy.seen).double().reshape(2, 9, *images.shape[1:])
+    u = (seen + 1) / 2 if centered else seen
+    offset = u * 256 - 255 * images  # each pixel inside its 1/256 bin: (255 x + U) / 256, U in [0, 1)
+    assert (offset >= -1e-4).all() and (offset < 1 + 1e-4).all()
+    assert offset.std() > 0.2 and not torch.allclose(seen[0], seen[1])  # fresh noise each pass
+    want = -torch.log2(2 * u).flatten(2).sum(2) / n + 8  # bits/dim of the data-space density, 8-bit bins
+    saved = np.load(tmp_path / "likelihood_test.npz")["bpd"]
+    np.testing.assert_allclose(saved, want.numpy(), rtol=0, atol=1e-4)
+    assert report["bpd"] == pytest.approx(float(want.mean()), abs=1e-4)
+
+
+def test_likelihood_report_nll_of_points(tmp_path):
+    c = toy2d.get_config()
+    c.eval.update(bpd_num_samples=10, batch_size=4, bpd_solver="euler", bpd_steps=1)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    spy = SpyMethod(lambda x: normal.log_prob(x.double()).sum(1))
+    from pfgm import datasets
+
+    report = evaluate.likelihood_report(c, spy, None, datasets.get_dataset(c), torch.device("cpu"), str(tmp_path),
+                                        _Log())
+    seen = torch.cat(spy.seen).double()
+    assert seen.shape == (10, 2) and "bpd" not in report
+    assert report["nll"] == pytest.approx(float(-normal.log_prob(seen).sum(1).mean()), abs=1e-6)
+    assert report["nll"] > math.log(2 * math.pi)  # -log N(x; 0, I) >= log(2 pi) in 2-D
+
+
+def test_pfgm_flow_applies_the_z_substitution_below_z_exp(charges):
+    c = pfgm_config(0.01, 50.0)
+    c.sampling.z_exp = 1.0
+    c.training.gamma = 5.0
+    model = ExactField(charges).double()
+    flow = methods.get_method(c).probability_flow(model)
+    plain = methods.get_method(pfgm_config(0.01, 50.0)).probability_flow(model)
+    x = torch.tensor([[0.3, 0.1, 0.0]], dtype=torch.float64)
+    for z, same in ((0.5, False), (2.0, True)):
+        a, b = flow.drift(x, math.log(z)), plain.drift(x, math.log(z))
+        assert torch.allclose(a, b) == same, z
+    ref = sampling.pfgm_drift(methods.get_method(c).field_fn(model), z_exp=1.0, gamma=5.0)
+    torch.testing.assert_close(flow.drift(x, math.log(0.5)), ref(x, math.log(0.5)))
 
 
 def test_eval_nll_of_toy_points(tmp_path):
