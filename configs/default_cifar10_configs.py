@@ -100,6 +100,7 @@ def get_default_configs():
     evaluate.enable_bpd = False         # bits/dim through the probability-flow ODE (pfgm/evaluation/likelihood.py)
     evaluate.bpd_dataset = "test"       # split: 'test' or 'train'
     evaluate.bpd_num_samples = 0        # images of the split (0: all of them)
+    evaluate.bpd_batch_size = 100       # images per ODE batch (backpropagates through the network; 0: eval.batch_size)
     evaluate.bpd_num_repeats = 5        # passes, each with fresh dequantization noise and probes (as the original)
     evaluate.bpd_solver = "rk45"        # or 'euler' / 'heun' with bpd_steps steps
     evaluate.bpd_steps = 100

@@ -62,6 +62,7 @@ def get_default_configs():
     evaluate.enable_bpd = False         # NLL (nats) of held-out points through the probability-flow ODE
     evaluate.bpd_dataset = "test"
     evaluate.bpd_num_samples = 1000     # held-out points (0: eval.num_samples)
+    evaluate.bpd_batch_size = 1000      # points per ODE batch (0: eval.batch_size)
     evaluate.bpd_num_repeats = 1
     evaluate.bpd_solver = "rk45"
     evaluate.bpd_steps = 100

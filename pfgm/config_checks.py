@@ -90,8 +90,10 @@ def validate(config, mode="train"):
         _number(config, f"sampling.{key}", low=0, strict_low=True, optional=True)
 
     if config.get("eval", {}).get("enable_bpd", False):
-        _choice(config, "eval.bpd_dataset", {"train", "test"})
+        if "bpd_dataset" in config.eval:
+            _choice(config, "eval.bpd_dataset", {"train", "test"})
         _number(config, "eval.bpd_num_samples", low=0, integer=True, optional=True)
+        _number(config, "eval.bpd_batch_size", low=0, integer=True, optional=True)
         _number(config, "eval.bpd_num_repeats", low=1, integer=True, optional=True)
         _number(config, "eval.bpd_steps", low=1, integer=True, optional=True)
         for key in ("bpd_rtol", "bpd_atol"):

@@ -440,7 +440,7 @@ def _likelihood(config, ckpt_path, model_dir, opts, log):
                      bpd_solver="rk45", bpd_rtol=tol, bpd_atol=tol).items():
         _set(config, f"eval.{k}", v)
     if opts.get("batch_size"):
-        _set(config, "eval.batch_size", opts["batch_size"])
+        _set(config, "eval.bpd_batch_size", opts["batch_size"])
     model, device = _load_model(config, ckpt_path)
     os.makedirs(folder, exist_ok=True)
     log(f"[{os.path.basename(model_dir)}] bits/dim of {n or 'all'} test images, {repeats} pass(es)")

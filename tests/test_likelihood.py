@@ -256,7 +256,7 @@ def digits_config():
     c = digits_ddpmpp.get_config()
     c.training.update(n_iters=2, snapshot_freq=2, snapshot_freq_for_preemption=2, log_freq=1, eval_freq=100,
                       batch_size=32, small_batch_size=8, snapshot_sampling=False)
-    c.eval.update(enable_loss=False, enable_sampling=False, enable_bpd=True, batch_size=5, bpd_num_samples=7,
+    c.eval.update(enable_loss=False, enable_sampling=False, enable_bpd=True, bpd_batch_size=5, bpd_num_samples=7,
                   bpd_num_repeats=2, bpd_solver="euler", bpd_steps=3)
     c.device = "cpu"
     return c
@@ -278,7 +278,7 @@ def test_eval_writes_bits_per_dim(tmp_path):
     assert abs(saved["bpd"][0].mean() - saved["bpd"][1].mean()) < 0.5
     assert json.load(open(os.path.join(work, "ev", "report_2.json")))["bpd"] == report["bpd"]
 
-    c.eval.update(bpd_dataset="train", bpd_num_repeats=1, bpd_num_samples=0, batch_size=750)
+    c.eval.update(bpd_dataset="train", bpd_num_repeats=1, bpd_num_samples=0, bpd_batch_size=750)
     c.eval.update(bpd_solver="euler", bpd_steps=1)
     (train_report,) = evaluate.evaluate(c, work, "ev_train")
     assert train_report["bpd_num_points"] == 1500 and train_report["bpd_dataset"] == "train"
@@ -309,7 +309,7 @@ def test_likelihood_report_dequantizes_scales_and_converts(tmp_path, centered):
 
     c = digits_config()
     c.data.centered = centered
-    c.eval.update(bpd_num_samples=9, batch_size=4, bpd_num_repeats=2, bpd_solver="euler", bpd_steps=1)
+    c.eval.update(bpd_num_samples=9, bpd_batch_size=4, bpd_num_repeats=2, bpd_solver="euler", bpd_steps=1)
     data = datasets.get_dataset(c)
     images = next(data.split_batches("test", 9)).double()
     # a density in data space of prod_i 2 u_i on [0, 1]^64, u the dequantized pixel
@@ -334,7 +334,7 @@ def test_likelihood_report_dequantizes_scales_and_converts(tmp_path, centered):
 
 def test_likelihood_report_nll_of_points(tmp_path):
     c = toy2d.get_config()
-    c.eval.update(bpd_num_samples=10, batch_size=4, bpd_solver="euler", bpd_steps=1)
+    c.eval.update(bpd_num_samples=10, bpd_batch_size=4, bpd_solver="euler", bpd_steps=1)
     normal = torch.distributions.Normal(0.0, 1.0)
     spy = SpyMethod(lambda x: normal.log_prob(x.double()).sum(1))
     from pfgm import datasets
@@ -342,9 +342,33 @@ def test_likelihood_report_nll_of_points(tmp_path):
     report = evaluate.likelihood_report(c, spy, None, datasets.get_dataset(c), torch.device("cpu"), str(tmp_path),
                                         _Log())
     seen = torch.cat(spy.seen).double()
-    assert seen.shape == (10, 2) and "bpd" not in report
+    assert seen.shape == (10, 2) and "bpd" not in report and report["nll_dataset"] == "held_out"
     assert report["nll"] == pytest.approx(float(-normal.log_prob(seen).sum(1).mean()), abs=1e-6)
     assert report["nll"] > math.log(2 * math.pi)  # -log N(x; 0, I) >= log(2 pi) in 2-D
+
+
+def test_likelihood_report_keeps_going_past_non_finite_values(tmp_path):
+    from pfgm import datasets
+
+    c = digits_config()
+    c.eval.update(bpd_num_samples=6, bpd_batch_size=6, bpd_num_repeats=1, bpd_solver="euler", bpd_steps=1)
+    # a 'diverged' prior for the first two images of every batch, uniform density otherwise
+    spy = SpyMethod(lambda x: torch.where(torch.arange(len(x)) < 2, float("nan"), -64 * math.log(2.0)))
+    report = evaluate.likelihood_report(c, spy, None, datasets.get_dataset(c), torch.device("cpu"), str(tmp_path),
+                                        _Log())
+    assert report["bpd_nonfinite"] == 2 and report["bpd"] == pytest.approx(8.0)
+    assert np.isnan(np.load(tmp_path / "likelihood_test.npz")["bpd"][0, :2]).all()
+
+
+def test_points_nll_counts_the_scaler():
+    """NLL of data-space points when the model lives in a scaled space: -log p_y - N log(scale)."""
+    flow = ProbabilityFlow(lambda x, t: 0.0 * x, 0.0, 1.0,
+                           lambda y: torch.distributions.Normal(0.0, 2.0).log_prob(y).sum(1))
+    x = torch.randn(5, 3, dtype=torch.float64)
+    nll, _ = likelihood.points_nll(flow, x, lambda v: 2 * v - 1, solver="euler", steps=1, estimator="exact")
+    # y = 2x - 1 ~ N(0, 4) means x ~ N(1/2, 1)
+    want = -torch.distributions.Normal(0.5, 1.0).log_prob(x).sum(1)
+    torch.testing.assert_close(nll, want)
 
 
 def test_pfgm_flow_applies_the_z_substitution_below_z_exp(charges):
@@ -373,7 +397,7 @@ def test_eval_nll_of_toy_points(tmp_path):
     work = str(tmp_path / "run")
     train.train(c, work)
     (report,) = evaluate.evaluate(c, work, "ev")
-    saved = np.load(os.path.join(work, "ev", "ckpt_2", "likelihood_test.npz"))
+    saved = np.load(os.path.join(work, "ev", "ckpt_2", "likelihood_held_out.npz"))
     assert saved["nll"].shape == (1, 20) and np.isfinite(saved["nll"]).all()
     assert "bpd" not in report and report["nll"] == pytest.approx(saved["nll"].mean())
 
