@@ -10,6 +10,9 @@ The state (x, running integral) is carried by the same solvers as sampling (`pfg
 The divergence is exact (N backward passes per evaluation; for low-dimensional data) or the
 Hutchinson-Skilling estimate eps^T (df/dx) eps with one Rademacher or Gaussian probe per sample, fixed
 for the whole trajectory, which keeps log p unbiased.
+
+`images_bits_per_dim` (dequantize, scale, integrate, convert) and `points_nll` are the per-batch steps
+of the evaluation loop's likelihood (`pfgm.evaluate.likelihood_report`).
 """
 import math
 from typing import NamedTuple
