@@ -15,6 +15,22 @@ import ml_collections
 import torch
 
 
+def set_likelihood(evaluate, *, batch_size, num_samples=0, num_repeats=5, estimator="rademacher"):
+    """The eval.bpd_* keys: the likelihood through the probability-flow ODE (pfgm/evaluation/likelihood.py),
+    off by default. Images: bits/dim of the test split, 5 passes (as the original); points: NLL in nats."""
+    evaluate.enable_bpd = False
+    evaluate.bpd_dataset = "test"          # split: 'test' or 'train'
+    evaluate.bpd_num_samples = num_samples  # images of the split or held-out points (0: all / eval.num_samples)
+    evaluate.bpd_batch_size = batch_size   # per ODE batch (0: eval.batch_size)
+    evaluate.bpd_num_repeats = num_repeats  # passes, each with fresh dequantization noise and probes
+    evaluate.bpd_solver = "rk45"           # or 'euler' / 'heun' with bpd_steps steps
+    evaluate.bpd_steps = 100
+    evaluate.bpd_rtol = 1e-5
+    evaluate.bpd_atol = 1e-5
+    evaluate.bpd_estimator = estimator     # Hutchinson probe ('rademacher', 'gaussian') or 'exact'
+    return evaluate
+
+
 def set_ncsnpp(model, **overrides):
     """The NCSN++/DDPM++ architecture keys (facts §4, §5.1), at the paper's DDPM++ CIFAR-10 values.
 
@@ -97,16 +113,8 @@ def get_default_configs():
     evaluate.enable_sampling = False
     evaluate.num_samples = 10000
     evaluate.enable_loss = False
-    evaluate.enable_bpd = False         # bits/dim through the probability-flow ODE (pfgm/evaluation/likelihood.py)
-    evaluate.bpd_dataset = "test"       # split: 'test' or 'train'
-    evaluate.bpd_num_samples = 0        # images of the split (0: all of them)
-    evaluate.bpd_batch_size = 100       # images per ODE batch (backpropagates through the network; 0: eval.batch_size)
-    evaluate.bpd_num_repeats = 5        # passes, each with fresh dequantization noise and probes (as the original)
-    evaluate.bpd_solver = "rk45"        # or 'euler' / 'heun' with bpd_steps steps
-    evaluate.bpd_steps = 100
-    evaluate.bpd_rtol = 1e-5
-    evaluate.bpd_atol = 1e-5
-    evaluate.bpd_estimator = "rademacher"  # Hutchinson probe ('rademacher', 'gaussian') or 'exact'
+    # images per ODE batch: each step backpropagates through the network, so fewer than eval.batch_size
+    set_likelihood(evaluate, batch_size=100)
     evaluate.fid_stats = ""             # mu/sigma .npz (tools/fid.py stats): enables FID/IS of the samples
     evaluate.inception_weights = ""     # pt_inception-2015-12-05-6726825d.pth; "" = $PFGM_INCEPTION_WEIGHTS or ~/.cache/pfgm
     evaluate.save_images = False

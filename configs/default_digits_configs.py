@@ -7,7 +7,7 @@ poisson/digits_ddpmpp, vp/digits_ddpmpp and ve/digits_ncsnpp, for a fair compari
 import ml_collections
 import torch
 
-from configs.default_cifar10_configs import set_ncsnpp
+from configs.default_cifar10_configs import set_likelihood, set_ncsnpp
 
 # Images trained on per step by every digits config (PFGM's B; the whole batch of the baselines).
 TRAIN_POINTS = 64
@@ -70,16 +70,7 @@ def get_default_configs():
     evaluate.enable_sampling = True
     evaluate.num_samples = 1000
     evaluate.enable_loss = True
-    evaluate.enable_bpd = False         # bits/dim through the probability-flow ODE (pfgm/evaluation/likelihood.py)
-    evaluate.bpd_dataset = "test"       # split: 'test' or 'train'
-    evaluate.bpd_num_samples = 0        # images of the split (0: all of them)
-    evaluate.bpd_batch_size = 300       # images per ODE batch (0: eval.batch_size)
-    evaluate.bpd_num_repeats = 5        # passes, each with fresh dequantization noise and probes (as the original)
-    evaluate.bpd_solver = "rk45"        # or 'euler' / 'heun' with bpd_steps steps
-    evaluate.bpd_steps = 100
-    evaluate.bpd_rtol = 1e-5
-    evaluate.bpd_atol = 1e-5
-    evaluate.bpd_estimator = "rademacher"  # Hutchinson probe ('rademacher', 'gaussian') or 'exact'
+    set_likelihood(evaluate, batch_size=300)
     evaluate.fid_stats = ""             # mu/sigma .npz (tools/fid.py stats): enables FID/IS of the samples
     evaluate.inception_weights = ""     # pt_inception-2015-12-05-6726825d.pth; "" = $PFGM_INCEPTION_WEIGHTS or ~/.cache/pfgm
     evaluate.save_images = False

@@ -2,6 +2,8 @@
 import ml_collections
 import torch
 
+from configs.default_cifar10_configs import set_likelihood
+
 
 def get_default_configs():
     config = ml_collections.ConfigDict()
@@ -59,14 +61,6 @@ def get_default_configs():
     evaluate.num_samples = 5000
     evaluate.enable_sampling = True
     evaluate.enable_loss = True
-    evaluate.enable_bpd = False         # NLL (nats) of held-out points through the probability-flow ODE
-    evaluate.bpd_dataset = "test"
-    evaluate.bpd_num_samples = 1000     # held-out points (0: eval.num_samples)
-    evaluate.bpd_batch_size = 1000      # points per ODE batch (0: eval.batch_size)
-    evaluate.bpd_num_repeats = 1
-    evaluate.bpd_solver = "rk45"
-    evaluate.bpd_steps = 100
-    evaluate.bpd_rtol = 1e-5
-    evaluate.bpd_atol = 1e-5
-    evaluate.bpd_estimator = "exact"    # two coordinates: the exact divergence costs two backward passes
+    # NLL of 1000 held-out points; two coordinates: the exact divergence costs two backward passes
+    set_likelihood(evaluate, batch_size=1000, num_samples=1000, num_repeats=1, estimator="exact")
     return config
