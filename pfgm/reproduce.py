@@ -28,7 +28,6 @@ official repository and score_sde's README); the rest are marked "not transcribe
 """
 import csv
 import dataclasses
-import importlib.util
 import json
 import os
 import shlex
@@ -207,11 +206,17 @@ def table_names(scale):
 # Configs, checkpoints, commands.
 
 def load_config(path):
-    full = path if os.path.isabs(path) else os.path.join(ROOT, path)
-    spec = importlib.util.spec_from_file_location("_reproduce_cfg_" + os.path.basename(path)[:-3], full)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config()
+    """A row's config; relative paths are relative to the repository root."""
+    from pfgm.run_utils import load_config_file
+    return load_config_file(path if os.path.isabs(path) else os.path.join(ROOT, path))
+
+
+def _write_json(path, obj):
+    """Write a cache record atomically (temporary file, then rename): a killed run leaves no half file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
 
 
 def _set(config, key, value):
@@ -446,10 +451,7 @@ def _likelihood(config, ckpt_path, model_dir, opts, log):
     log(f"[{os.path.basename(model_dir)}] bits/dim of {n or 'all'} test images, {repeats} pass(es)")
     report = evaluate.likelihood_report(config, methods.get_method(config), model, datasets.get_dataset(config),
                                         device, folder, _PrintLog(log))
-    tmp = cache + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(dict(key=key, report=report), f, indent=2)
-    os.replace(tmp, cache)
+    _write_json(cache, dict(key=key, report=report))
     return report
 
 
@@ -529,10 +531,7 @@ def _sample_row(table, row, ctx, log):
     m = _metrics(table, config, samples, dataset, ctx)
     record = dict(key=key, nfe=nfe, sample_s=sample_s, **m)
     os.makedirs(cache_dir, exist_ok=True)
-    tmp = cache_json + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(tmp, cache_json)
+    _write_json(cache_json, record)
     log(f"[{row.name}] {status}: NFE {nfe:.1f}"
         + "".join(f", {k} {v:.4g}" for k, v in (m.get("metrics") or {}).items() if v is not None)
         + (f"; {m['missing']}" if "missing" in m else ""))

@@ -1,14 +1,17 @@
-"""Small pieces the training and evaluation loops share: logging, seeding, devices."""
+"""Small pieces the training and evaluation loops share: logging, seeding, devices, config files."""
+import importlib.util
 import logging
 import os
 import random
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 LOGGER_NAME = "pfgm"
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the config files import `configs.default_*`
 
 
 class _TqdmHandler(logging.StreamHandler):
@@ -92,3 +95,23 @@ def step_seed(*keys):
     """A 63-bit seed determined by the keys (seed, step, stream, rank...): the random draws of a step
     depend on nothing but these, so a resumed run repeats the interrupted one exactly."""
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def load_config_file(path):
+    """`get_config()` of an ml_collections-style config file (the repository root is made importable, as
+    the configs import `configs.default_*`). Errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    spec = importlib.util.spec_from_file_location(f"_pfgm_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - any failure of a config's import is reported in one line
+        raise ValueError(f"{path}: cannot load the config file ({type(e).__name__}: {e})") from e
+    get_config = getattr(module, "get_config", None)
+    if not callable(get_config):
+        raise ValueError(f"{path}: not a config file (it defines no get_config() function)")
+    return get_config()

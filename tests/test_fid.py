@@ -478,8 +478,9 @@ CPU = ["--batch_size", "64", "--device", "cpu", "--quiet"]
 
 def _digits_split(split):
     """The digits config's split as float NCHW in [0, 1], read straight from the data layer."""
+    from pfgm import run_utils
     from pfgm.datasets import get_dataset
-    config = fid.load_config_file(DIGITS_CONFIG)
+    config = run_utils.load_config_file(DIGITS_CONFIG)
     return torch.cat(list(get_dataset(config).split_batches(split, 500))).numpy()
 
 

@@ -30,16 +30,6 @@ from pfgm import methods, poisson, run_utils, train  # noqa: E402
 from pfgm.models.ema import ExponentialMovingAverage  # noqa: E402
 
 
-def load_config_file(path):
-    """get_config() of a config file (the configs import `configs.*`, found through ROOT)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def _mib(n_bytes):
     return n_bytes / 2**20
 
@@ -68,7 +58,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
-    config = load_config_file(args.config)
+    config = run_utils.load_config_file(args.config)
     t = config.training
     if args.batch_size is not None:
         t.batch_size = args.batch_size

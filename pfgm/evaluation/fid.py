@@ -22,8 +22,6 @@ Feature extractors are injectable: anything called as `model(uint8 (B,3,H,W) ten
 FID depends on N and is biased upwards for small N: compare only numbers computed with equal N
 (usually 50k samples against the 50k CIFAR-10 training images).
 """
-import importlib.util
-import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -38,12 +36,11 @@ __all__ = [
     "frechet_distance", "activation_statistics", "inception_score", "compute_activations", "to_uint8",
     "IMAGE_EXTENSIONS", "source_kind", "list_images", "iter_image_folder", "load_samples", "load_statistics",
     "save_statistics", "source_activations", "source_statistics", "fid_from_sources", "default_device",
-    "SPLITS", "load_config_file", "config_images", "LazyInception",
+    "SPLITS", "config_images", "LazyInception",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 SPLITS = ("train", "test")
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent  # the config files import `configs.default_*`
 
 
 def default_device():
@@ -391,26 +388,6 @@ def save_statistics(path, mu, sigma):
     np.savez_compressed(path, mu=mu, sigma=sigma)
 
 
-def load_config_file(path):
-    """`get_config()` of an ml_collections-style config file (the repository root is made importable, as
-    the configs import `configs.default_*`). Errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such config file")
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-    spec = importlib.util.spec_from_file_location(f"_pfgm_fid_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 - any failure of a config's import is reported in one line
-        raise ValueError(f"{path}: cannot load the config file ({type(e).__name__}: {e})") from e
-    get_config = getattr(module, "get_config", None)
-    if not callable(get_config):
-        raise ValueError(f"{path}: not a config file (it defines no get_config() function)")
-    return get_config()
-
-
 class _DatasetImages:
     """Lazy, sized iterable of uint8 NHWC RGB batches of one split of an `ImageDataset`."""
 
@@ -434,6 +411,7 @@ def config_images(path, split="train", data_root=None, batch_size=50):
     is not made of images, and the data layer's `DataError` (a ValueError) when the data cannot be read.
     """
     from pfgm import datasets
+    from pfgm.run_utils import load_config_file
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -455,8 +433,6 @@ def config_images(path, split="train", data_root=None, batch_size=50):
         dataset = datasets.get_dataset(config)
     except ValueError as e:  # DataError and bad data.* values: name the config, keep DataError's type
         raise (datasets.DataError if isinstance(e, datasets.DataError) else ValueError)(f"{path}: {e}") from e
-    if not hasattr(dataset, "split_batches"):
-        raise ValueError(f"{path}: data.dataset {name!r} is not an image data set")
     return _DatasetImages(dataset, split, batch_size, name=f"{path} [{name} {split}]")
 
 
