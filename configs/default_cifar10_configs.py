@@ -81,6 +81,7 @@ def get_default_configs():
     training.snapshot_freq_for_preemption = 10000  # meta checkpoint, to resume after preemption
     training.snapshot_sampling = True
     training.snapshot_num_samples = 64  # samples drawn with the EMA weights at each snapshot
+    training.max_nonfinite_steps = 20  # non-finite steps in a row before the run stops
     training.likelihood_weighting = False
     training.continuous = True
     training.reduce_mean = False
@@ -105,6 +106,7 @@ def get_default_configs():
     sampling.z_exp = 5.0
     sampling.rtol = 1e-4
     sampling.atol = 1e-4
+    sampling.max_nfe = 10000          # bound on network evaluations per sample batch (0: none)
 
     config.eval = evaluate = ml_collections.ConfigDict()
     evaluate.begin_ckpt = 8

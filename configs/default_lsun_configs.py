@@ -36,7 +36,6 @@ def get_default_configs():
 
     data = config.data
     data.dataset = "LSUN"
-    data.category = "bedroom"
     # A folder of LSUN images (exported from the LMDB); center crop to a square, bicubic resize.
     data.root = "data/lsun/bedroom"
     data.image_size = 256

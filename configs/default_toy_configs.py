@@ -21,6 +21,7 @@ def get_default_configs():
     training.snapshot_freq_for_preemption = 1000
     training.snapshot_sampling = True
     training.snapshot_num_samples = 2000
+    training.max_nonfinite_steps = 20  # non-finite steps in a row before the run stops
     training.reduce_mean = True
     training.continuous = True
 
@@ -30,6 +31,7 @@ def get_default_configs():
     sampling.N = 100
     sampling.rtol = 1e-4
     sampling.atol = 1e-4
+    sampling.max_nfe = 10000          # bound on network evaluations per sample batch (0: none)
 
     config.data = data = ml_collections.ConfigDict()
     data.dataset = "checkerboard"

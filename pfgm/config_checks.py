@@ -48,6 +48,49 @@ def _choice(config, key, choices):
     return value
 
 
+# Every key some code reads, by section. A key outside this table is refused by name: a misspelt or
+# stale key would otherwise be silently ignored (tests/test_config_keys.py checks every shipped config
+# against it, and that each key here is read somewhere in pfgm/).
+KNOWN_KEYS = {
+    "": {"device", "seed"},
+    "data": {"centered", "dataset", "image_size", "num_channels", "path", "random_flip", "root", "shape",
+             "uniform_dequantization"},
+    "eval": {"batch_size", "begin_ckpt", "end_ckpt", "enable_loss", "enable_sampling", "num_samples", "fid_stats",
+             "inception_weights", "save_images", "enable_interpolate", "enable_rescale", "enable_bpd",
+             "bpd_atol", "bpd_batch_size", "bpd_dataset", "bpd_estimator", "bpd_num_repeats", "bpd_num_samples",
+             "bpd_rtol", "bpd_solver", "bpd_steps"},
+    "model": {"name", "ema_rate", "nf", "dropout", "sigma_end", "sigma_min", "sigma_max", "beta_min", "beta_max",
+              "num_scales", "scale_by_sigma", "embedding_type", "fourier_scale", "conditional",
+              # NCSN++ / DDPM++
+              "attention_type", "attn_resolutions", "ch_mult", "conv_size", "fir", "fir_kernel", "init_scale",
+              "nonlinearity", "normalization", "num_res_blocks", "progressive", "progressive_combine",
+              "progressive_input", "resamp_with_conv", "resblock_type", "skip_rescale",
+              # the toy MLP
+              "embed_dim", "num_layers", "scale_input"},
+    "optim": {"beta1", "eps", "grad_clip", "lr", "optimizer", "warmup", "weight_decay"},
+    "sampling": {"method", "ode_solver", "N", "rtol", "atol", "max_nfe",
+                 "z_max", "z_min", "upper_norm", "z_exp",                      # PFGM
+                 "eps", "noise_removal", "predictor", "corrector", "snr", "n_steps_each",
+                 "probability_flow"},
+    "training": {"sde", "batch_size", "small_batch_size", "n_iters", "log_freq", "eval_freq", "snapshot_freq",
+                 "snapshot_freq_for_preemption", "snapshot_sampling", "snapshot_num_samples",
+                 "max_nonfinite_steps", "reduce_mean", "continuous", "likelihood_weighting",
+                 "M", "tau", "gamma", "restrict_M"},                           # PFGM
+}
+
+
+def check_known_keys(config):
+    """Raise ConfigError naming the first key (or section) that no code reads."""
+    for key, _ in _leaves(config):
+        section, _, name = key.rpartition(".")
+        if section not in KNOWN_KEYS:
+            raise ConfigError(f"{key}: no code reads the section {section!r}; known sections: "
+                              f"{sorted(s for s in KNOWN_KEYS if s)}")
+        if name not in KNOWN_KEYS[section]:
+            raise ConfigError(f"{key}: no code reads this key (misspelt, or left from another code base?); "
+                              f"remove it. Known {section or 'top-level'} keys: {sorted(KNOWN_KEYS[section])}")
+
+
 def _leaves(node, prefix=""):
     for k, v in node.items():
         if hasattr(v, "items"):
@@ -57,7 +100,8 @@ def _leaves(node, prefix=""):
 
 
 def validate(config, mode="train"):
-    """Raise ConfigError for the first invalid value. Checks types, ranges, names and files."""
+    """Raise ConfigError for the first invalid value. Checks keys, types, ranges, names and files."""
+    check_known_keys(config)
     for key, value in _leaves(config):
         values = value if isinstance(value, (tuple, list)) else [value]
         for v in values:
@@ -117,15 +161,16 @@ def validate(config, mode="train"):
         if z_min >= z_max:
             raise ConfigError(f"sampling.z_min: must be below sampling.z_max ({z_max}), got {z_min}")
         _number(config, "sampling.upper_norm", low=0, strict_low=True, allow_inf=True)
-    else:
-        check = getattr(methods.get_method_class(sde), "check_config", None)
-        if check is not None:
-            try:
-                check(config)
-            except ConfigError:
-                raise
-            except (ValueError, KeyError, AttributeError) as e:
-                raise ConfigError(str(e)) from e
+    _number(config, "sampling.max_nfe", low=0, integer=True, optional=True)
+    _number(config, "training.max_nonfinite_steps", low=1, integer=True, optional=True)
+    check = getattr(methods.get_method_class(sde), "check_config", None)
+    if check is not None:
+        try:
+            check(config)
+        except ConfigError:
+            raise
+        except (ValueError, KeyError, AttributeError) as e:
+            raise ConfigError(str(e)) from e
 
     if dataset == "points":
         path = _get(config, "data.path")

@@ -1,17 +1,20 @@
 """The evaluation loop: loss, likelihood, samples and sample-quality numbers of saved checkpoints.
 
 Writes under workdir/<eval_folder>/: ckpt_{step}/samples.npz (data space, with the NFE) and
-samples.png, ckpt_{step}/likelihood_{split}.npz (per-point bits/dim or NLL), and report_{step}.json
-with everything measured. Checkpoints are only read.
+samples.png, ckpt_{step}/likelihood_{split}.npz (per-point bits/dim or NLL), ckpt_{step}/images/
+(eval.save_images: one PNG per sample), ckpt_{step}/trajectories.png (2-D data: the sampler's paths),
+interpolation_{step}.png and rescale_{step}.png (eval.enable_interpolate / enable_rescale), and
+report_{step}.json with everything measured. Checkpoints are only read.
 """
 import json
+import math
 import os
 
 import numpy as np
 import torch
 
 from pfgm import checkpoint, config_checks, datasets, methods, run_utils, train, visualize
-from pfgm.evaluation import likelihood, sample_metrics
+from pfgm.evaluation import likelihood, prior_paths, sample_metrics
 from pfgm.models.ema import ExponentialMovingAverage
 
 
@@ -65,12 +68,11 @@ def image_metrics(config, device):
         raise config_checks.ConfigError(f"eval.fid_stats / eval.inception_weights: {e}") from e
 
 
-def _likelihood_data(dataset, config, split):
-    """(a function giving the batches, their total size, is_images). Images: the first
-    eval.bpd_num_samples (0: all) of the split, in order. Other data: a fixed held-out set is used
-    whole or in part, each point once; an endless one is drawn eval.bpd_num_samples times."""
+def held_out_batches(dataset, config, split, batch_size, limit=0):
+    """(a function giving the batches, their total size, is_images). Images: the first `limit`
+    (0: all) of the split, in order. Other data: a fixed held-out set is used whole or in part, each
+    point once; an endless one (the toy densities) is drawn `limit` or eval.num_samples times."""
     e = config.eval
-    limit, batch_size = e.get("bpd_num_samples", 0), e.get("bpd_batch_size", 0) or e.batch_size
     if hasattr(dataset, "split_batches"):
         size = dataset.num_train if split == "train" else dataset.num_eval
         total = min(limit, size) if limit else size
@@ -113,7 +115,8 @@ def likelihood_report(config, method, model, dataset, device, folder, log):
                 rtol=e.get("bpd_rtol", 1e-5), atol=e.get("bpd_atol", 1e-5),
                 estimator=e.get("bpd_estimator", "rademacher"))
     split = e.get("bpd_dataset", "test")
-    batches, total, images = _likelihood_data(dataset, config, split)
+    batches, total, images = held_out_batches(dataset, config, split, e.get("bpd_batch_size", 0) or e.batch_size,
+                                              e.get("bpd_num_samples", 0))
     split, key = (split, "bpd") if images else ("held_out", "nll")
     scaler = datasets.data_scaler(config)
     flow = method.probability_flow(model)
@@ -149,12 +152,62 @@ def likelihood_report(config, method, model, dataset, device, folder, log):
             f"{key}_repeats": int(repeats), f"{key}_dataset": split, f"{key}_nonfinite": int((~finite).sum())}
 
 
+def eval_loss(config, method, model, dataset, device):
+    """The loss over the whole held-out split in eval.batch_size batches (as the original; the toy
+    densities: eval.num_samples fresh points), each batch weighted by its size. Returns (loss, points)."""
+    batches, total, _ = held_out_batches(dataset, config, "test", config.eval.batch_size)
+    scaler = datasets.data_scaler(config)
+    noise = torch.Generator(device=device).manual_seed(config.seed + 3)
+    weighted, seen = 0.0, 0
+    with torch.no_grad():
+        for x in batches():
+            weighted += method.loss(model, scaler(x.to(device)), generator=noise).item() * len(x)
+            seen += len(x)
+    return weighted / seen, seen
+
+
+def prior_pictures(config, method, model, dataset, device, out, step, log):
+    """eval.enable_interpolate / enable_rescale: 6 rows of 10 samples from slerped / rescaled prior
+    points (pfgm.evaluation.prior_paths), written to out/interpolation_{step}.png, rescale_{step}.png."""
+    e, dim = config.eval, math.prod(dataset.shape)
+    inverse = datasets.inverse_scaler(config)
+    for key, name, make, stream in (("enable_interpolate", "interpolation", prior_paths.interpolation_starts, 3),
+                                    ("enable_rescale", "rescale", prior_paths.rescale_starts, 4)):
+        if not e.get(key, False):
+            continue
+        g = torch.Generator().manual_seed(_seed(config.seed, stream))
+        starts = make(6, 10, dim, method.prior_radius(dim), generator=g).float().reshape(-1, *dataset.shape)
+        with torch.no_grad():
+            x, nfe = method.sample(model, len(starts), dataset.shape, x=starts.to(device), device=device)
+        path = os.path.join(out, f"{name}_{step}.png")
+        visualize.save_image_grid(visualize.to_uint8(inverse(x).float().cpu().numpy()), path, nrow=10,
+                                  scale=max(1, 32 // dataset.shape[-1]))
+        log.info("checkpoint %d: %s (6 x 10, NFE %d) -> %s", step, name, nfe, path)
+
+
+def trajectories_picture(config, method, model, dataset, device, folder, step, reference):
+    """For 2-D data: 64 prior points carried to the data by Heun (100 steps), drawn with their paths
+    (PFGM's field lines, as the paper's first figure) to folder/trajectories.png."""
+    g = torch.Generator(device=device).manual_seed(_seed(config.seed, 5))
+    x = method.prior_sample(64, dataset.shape, device, g)
+    with torch.no_grad():
+        times, states = method.trajectory(model, x, steps=100)
+    inverse = datasets.inverse_scaler(config)
+    visualize.save_trajectories(times.numpy(), inverse(states).numpy(), os.path.join(folder, "trajectories.png"),
+                                reference=reference, time_name=method.time_name,
+                                title=f"{config.training.sde}, step {step}: backward ODE paths (Heun, 100 steps)")
+
+
 def evaluate(config, workdir, eval_folder="eval"):
     config_checks.validate(config, mode="eval")
     device = run_utils.resolve_device(config.device)
     fid_metrics = image_metrics(config, device)
     dataset = datasets.get_dataset(config)
-    scaler, inverse = datasets.data_scaler(config), datasets.inverse_scaler(config)
+    inverse = datasets.inverse_scaler(config)
+    if (config.eval.get("enable_interpolate") or config.eval.get("enable_rescale")) and len(dataset.shape) != 3:
+        key = "enable_interpolate" if config.eval.get("enable_interpolate") else "enable_rescale"
+        raise config_checks.ConfigError(f"eval.{key}: the interpolation and rescale pictures are for image "
+                                        f"data; this data set's points have shape {tuple(dataset.shape)}")
     method = methods.get_method(config)
     model = train.build_model(config, device)
     ema = ExponentialMovingAverage(model, config.model.ema_rate)
@@ -173,14 +226,12 @@ def evaluate(config, workdir, eval_folder="eval"):
         folder = os.path.join(out, f"ckpt_{step}")
         os.makedirs(folder, exist_ok=True)
         if e.enable_loss:
-            gen = torch.Generator().manual_seed(config.seed + 2)
-            noise = torch.Generator(device=device).manual_seed(config.seed + 3)
-            with torch.no_grad():
-                batch = scaler(dataset.eval_data(config.training.batch_size, gen).to(device))
-                report["eval_loss"] = method.loss(model, batch, generator=noise).item()
-            log.info("checkpoint %d: eval loss %.5g", step, report["eval_loss"])
+            report["eval_loss"], report["eval_loss_points"] = eval_loss(config, method, model, dataset, device)
+            log.info("checkpoint %d: eval loss %.5g over %d held-out points", step, report["eval_loss"],
+                     report["eval_loss_points"])
         if e.get("enable_bpd", False):
             report.update(likelihood_report(config, method, model, dataset, device, folder, log))
+        prior_pictures(config, method, model, dataset, device, out, step, log)
         if e.enable_sampling:
             gen = torch.Generator(device=device).manual_seed(config.seed)
             parts, nfes = [], []
@@ -194,6 +245,9 @@ def evaluate(config, workdir, eval_folder="eval"):
             bar.close()
             samples = np.concatenate(parts)
             np.savez(os.path.join(folder, "samples.npz"), samples=samples, nfe=np.array(nfes))
+            if e.get("save_images", False) and samples.ndim == 4:
+                written = visualize.save_images(samples, os.path.join(folder, "images"))
+                log.info("checkpoint %d: %d images -> %s", step, written, os.path.join(folder, "images"))
             reference = dataset.eval_data(len(samples), torch.Generator().manual_seed(config.seed + 5)).numpy()
             report["nfe"] = float(np.mean(nfes))
             report["num_samples"] = int(len(samples))
@@ -202,6 +256,8 @@ def evaluate(config, workdir, eval_folder="eval"):
                 report.update(fid_metrics(samples))
             visualize.save_samples_figure(samples, os.path.join(folder, "samples.png"), reference=reference,
                                           title=f"{config.training.sde}, step {step}, NFE {report['nfe']:.0f}")
+            if samples.ndim == 2 and samples.shape[1] == 2:
+                trajectories_picture(config, method, model, dataset, device, folder, step, reference)
             log.info("checkpoint %d: %d samples, NFE %.0f%s", step, len(samples), report["nfe"],
                      "".join(f", {k} {v:.4g}" for k, v in report.items()
                              if k in ("sliced_wasserstein", "mmd", "fid", "inception_score", "digits_fid")))

@@ -1,8 +1,9 @@
 """ODE solvers, and PFGM's backward ODE built on them.
 
-A solver is a plain function `solve(drift, x, t_start, t_end, ...) -> (x_end, nfe)` over a scalar time
-t shared by the whole batch; `drift(x, t)` returns dx/dt shaped like x. Fixed-step solvers walk a
-uniform grid in t; RK45 hands the flattened batch to scipy's adaptive Dormand-Prince.
+A fixed-step solver is a plain function `solve(drift, x, ts) -> (x_end, nfe)` walking the time grid
+`ts` (t_0 -> t_N, any direction) shared by the whole batch; `drift(x, t)` returns dx/dt shaped like
+x. RK45 hands the flattened batch to scipy's adaptive Dormand-Prince. `odeint` lays out the grid:
+uniform in t, or uniform in log t (`spacing='log'`, PFGM's z), where RK45 then integrates in log t.
 """
 import math
 
@@ -12,28 +13,58 @@ import torch
 
 from pfgm import poisson
 
-__all__ = ["SOLVERS", "euler", "heun", "rk45", "odeint", "backward_ode", "pfgm_drift"]
+__all__ = ["SOLVERS", "SPACINGS", "euler", "heun", "rk45", "time_grid", "odeint", "in_log_time", "backward_ode", "pfgm_drift",
+           "NonFiniteError"]
 
 
-def euler(drift, x, t_start, t_end, *, steps=100, **_):
-    """Forward Euler on a uniform grid of `steps` steps. NFE = steps."""
-    ts = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64).tolist()
+class NonFiniteError(FloatingPointError):
+    """The drift returned NaN or infinity: the solver stops instead of carrying it on (or hanging)."""
+
+
+def _checked(drift):
+    def f(x, t):
+        d = drift(x, t)
+        if not torch.isfinite(d).all():
+            bad = int((~torch.isfinite(d.reshape(len(d), -1))).any(1).sum()) if d.dim() else 1
+            raise NonFiniteError(f"the drift (field / score network output) is not finite at t = {t:.6g} "
+                                 f"for {bad} of {len(d)} samples")
+        return d
+    return f
+
+
+def euler(drift, x, ts, *, callback=None):
+    """Forward Euler over the grid ts: x <- x + (t_{i+1} - t_i) drift(x, t_i). NFE = len(ts) - 1.
+    callback(t, x) sees the state at every grid time, the first included."""
+    if callback:
+        callback(ts[0], x)
     for t0, t1 in zip(ts[:-1], ts[1:]):
         x = x + (t1 - t0) * drift(x, t0)
-    return x, steps
+        if callback:
+            callback(t1, x)
+    return x, len(ts) - 1
 
 
-def heun(drift, x, t_start, t_end, *, steps=100, **_):
-    """Heun's second-order method (trapezoidal corrector) on a uniform grid. NFE = 2 * steps."""
-    ts = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64).tolist()
-    for t0, t1 in zip(ts[:-1], ts[1:]):
+def heun(drift, x, ts, *, last_step_euler=False, callback=None):
+    """Heun's second-order method (Euler predictor, trapezoidal corrector) over the grid ts.
+
+    NFE = 2 (len(ts) - 1), or one fewer with `last_step_euler` (the last step is plain Euler, as the
+    original PFGM's `improved_euler`). callback(t, x) as in `euler`."""
+    n = len(ts) - 1
+    if callback:
+        callback(ts[0], x)
+    for i, (t0, t1) in enumerate(zip(ts[:-1], ts[1:])):
         d0 = drift(x, t0)
         x_pred = x + (t1 - t0) * d0
-        x = x + 0.5 * (t1 - t0) * (d0 + drift(x_pred, t1))
-    return x, 2 * steps
+        if last_step_euler and i == n - 1:
+            x = x_pred
+        else:
+            x = x + 0.5 * (t1 - t0) * (d0 + drift(x_pred, t1))
+        if callback:
+            callback(t1, x)
+    return x, 2 * n - (1 if last_step_euler and n > 0 else 0)
 
 
-def rk45(drift, x, t_start, t_end, *, rtol=1e-4, atol=1e-4, **_):
+def rk45(drift, x, t_start, t_end, *, rtol=1e-4, atol=1e-4):
     """Adaptive RK45 (scipy's Dormand-Prince) over the flattened batch; NFE as scipy counts it.
 
     The whole batch is one system, as in the original code: its step size is shared by all samples.
@@ -53,20 +84,78 @@ def rk45(drift, x, t_start, t_end, *, rtol=1e-4, atol=1e-4, **_):
 
 
 SOLVERS = {"euler": euler, "heun": heun, "rk45": rk45}
+SPACINGS = ("uniform", "log")
 
 
-def odeint(drift, x, t_start, t_end, *, solver="rk45", steps=100, rtol=1e-4, atol=1e-4):
-    """Integrate dx/dt = drift(x, t) from t_start to t_end with a named solver. Returns (x, nfe)."""
+def time_grid(t_start, t_end, steps, spacing="uniform"):
+    """steps + 1 times from t_start to t_end (floats), uniform in t or in log t."""
+    if spacing == "log":
+        if not (t_start > 0 and t_end > 0):
+            raise ValueError(f"a grid uniform in log t needs positive ends, got {t_start}, {t_end}")
+        logs = torch.linspace(math.log(t_start), math.log(t_end), steps + 1, dtype=torch.float64)
+        ts = logs.exp().tolist()
+        ts[0], ts[-1] = float(t_start), float(t_end)  # exactly the ends, not exp(log(.))
+        return ts
+    if spacing != "uniform":
+        raise ValueError(f"unknown grid spacing {spacing!r}; choose one of {list(SPACINGS)}")
+    return torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64).tolist()
+
+
+def odeint(drift, x, t_start, t_end, *, solver="rk45", steps=100, rtol=1e-4, atol=1e-4, spacing="uniform",
+           last_step_euler=False, max_nfe=None, callback=None):
+    """Integrate dx/dt = drift(x, t) from t_start to t_end with a named solver. Returns (x, nfe).
+
+    spacing='log' (t > 0): Euler/Heun step in t on a grid uniform in log t, and RK45 integrates
+    dx/ds = t drift(x, t) in s = log t. last_step_euler: Heun's last step is plain Euler.
+    A non-finite drift raises `NonFiniteError`; more than `max_nfe` evaluations raise `TooManySteps`.
+    callback(t, x): called at every grid time by the fixed-step solvers (not by RK45).
+    """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; choose one of {sorted(SOLVERS)}")
-    if solver != "rk45" and (not isinstance(steps, int) or steps < 1):
+    if solver != "rk45" and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown grid spacing {spacing!r}; choose one of {list(SPACINGS)}")
+    if callback is not None and solver == "rk45":
+        raise ValueError("callback: only the fixed-step solvers ('euler', 'heun') report their states")
+    f = _bounded(_checked(drift), max_nfe)
     with torch.no_grad():
-        return SOLVERS[solver](drift, x, t_start, t_end, steps=steps, rtol=rtol, atol=atol)
+        if solver == "rk45":
+            if spacing == "log":
+                return rk45(in_log_time(f), x, math.log(t_start), math.log(t_end), rtol=rtol, atol=atol)
+            return rk45(f, x, t_start, t_end, rtol=rtol, atol=atol)
+        ts = time_grid(t_start, t_end, steps, spacing)
+        if solver == "heun":
+            return heun(f, x, ts, last_step_euler=last_step_euler, callback=callback)
+        return euler(f, x, ts, callback=callback)
+
+
+def in_log_time(drift):
+    """dx/ds = t drift(x, t) with s = log t: the same ODE in log time."""
+    return lambda x, s: math.exp(s) * drift(x, math.exp(s))
+
+
+class TooManySteps(RuntimeError):
+    """An adaptive solve went past its bound on drift evaluations."""
+
+
+def _bounded(drift, max_nfe):
+    if not max_nfe:
+        return drift
+    calls = [0]
+
+    def f(x, t):
+        calls[0] += 1
+        if calls[0] > max_nfe:
+            raise TooManySteps(f"the ODE solve passed {max_nfe} drift evaluations (sampling.max_nfe) at "
+                               f"t = {t:.6g}: the network's field is probably far from trained; raise "
+                               f"sampling.max_nfe or the solver tolerances to go on")
+        return drift(x, t)
+    return f
 
 
 def pfgm_drift(field_fn, *, z_exp=None, gamma=None, vz_floor=1e-5):
-    """dx/d(log z) = z v_x / v_z of the backward ODE (Eq. 6 in log-z time, App. B.2.2).
+    """dx/dz = v_x / v_z of the backward ODE (Eq. 6 in the paper, App. B.2.2).
 
     Args:
       field_fn: (x, z) -> (v_x like x, v_z of shape (B,)), the normalized field.
@@ -74,43 +163,46 @@ def pfgm_drift(field_fn, *, z_exp=None, gamma=None, vz_floor=1e-5):
       vz_floor: v_z is capped at -vz_floor. The field of charges below the point always has v_z < 0;
         a network that predicts otherwise would send the trajectory back up or to infinity.
     Returns:
-      drift(x, t) with t = log z.
+      drift(x, z), shaped like x.
     """
     substitute = z_exp is not None and gamma is not None and gamma > 0
 
-    def drift(x, t):
-        z_val = math.exp(t)
+    def drift(x, z_val):
         z = torch.full((x.shape[0],), z_val, dtype=x.dtype, device=x.device)
         v_x, v_z = field_fn(x, z)
         if substitute and z_val < z_exp:
             v_z = poisson.substitute_vz(v_x, z, gamma, v_x[0].numel())
         v_z = v_z.clamp(max=-vz_floor)
-        scale = (z / v_z).reshape((-1,) + (1,) * (x.dim() - 1))
-        return (scale * v_x).to(x.dtype)
+        return (v_x / v_z.reshape((-1,) + (1,) * (x.dim() - 1))).to(x.dtype)
 
     return drift
 
 
 def backward_ode(field_fn, x, *, z_max, z_min, solver="rk45", steps=100, rtol=1e-4, atol=1e-4,
-                 z_exp=None, gamma=None):
+                 z_exp=None, gamma=None, max_nfe=None, callback=None):
     """Carry prior samples on the plane z = z_max down to z = z_min along the field (Sec. 3.3).
 
-    Integrates dx/dt = z v_x / v_z in t = log z from log z_max to log z_min; no denoising step at the
-    end, the state at z_min is the sample.
+    Integrates dx/dz = v_x / v_z from z_max to z_min, as the original code: Euler and Heun step in z
+    on `steps` intervals uniform in log z (Heun's last step is plain Euler: NFE 2 steps - 1), RK45
+    integrates in log z. Far from the data the field lines are nearly straight in z, so a step in z
+    is almost exact there, where a step in log z (x += dlog z . z v_x/v_z) overshoots. No denoising
+    step at the end: the state at z_min is the sample.
 
     Args:
       field_fn: (x, z) -> (v_x, v_z), see `pfgm_drift`.
       x: (B, ...) float32 or float64 starting points on the z_max plane.
-      solver: 'euler' or 'heun' (`steps` uniform in log z) or 'rk45' (adaptive; rtol, atol).
+      solver: 'euler' (NFE steps), 'heun' (NFE 2 steps - 1) or 'rk45' (adaptive; rtol, atol).
       z_exp, gamma: optional z-substitution below z_exp (App. B.2.3).
+      max_nfe: optional bound on field evaluations (`TooManySteps` past it).
+      callback: (z, x) at every grid point (fixed-step solvers), e.g. to draw the field lines.
     Returns:
       (samples shaped like x, number of field evaluations).
     """
     if not 0 < z_min < z_max:
         raise ValueError(f"need 0 < z_min < z_max, got z_min={z_min}, z_max={z_max}")
     drift = pfgm_drift(field_fn, z_exp=z_exp, gamma=gamma)
-    return odeint(drift, x, math.log(z_max), math.log(z_min), solver=solver, steps=steps,
-                  rtol=rtol, atol=atol)
+    return odeint(drift, x, z_max, z_min, solver=solver, steps=steps, rtol=rtol, atol=atol, spacing="log",
+                  last_step_euler=True, max_nfe=max_nfe, callback=callback)
 
 
 # ================================================================================================

@@ -80,3 +80,65 @@ def _atomic_save(write, path):
     tmp = f"{path}.tmp{os.getpid()}"
     write(tmp)
     os.replace(tmp, path)
+
+
+def save_images(images, folder, prefix=""):
+    """Every image of (n, C, H, W) floats in [0, 1] as its own PNG, {prefix}{i:06d}.png: the folder
+    tools like pytorch-fid or clean-fid read. Returns the number written."""
+    from PIL import Image
+
+    images = to_uint8(images).transpose(0, 2, 3, 1)
+    os.makedirs(folder, exist_ok=True)
+    for i, img in enumerate(images):
+        pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+        _atomic_save(lambda p, pil=pil: pil.save(p, format="PNG"), os.path.join(folder, f"{prefix}{i:06d}.png"))
+    return len(images)
+
+
+def save_trajectories(times, states, path, reference=None, time_name="z", title=None, lim=None):
+    """The sampler's paths from the prior down to 2-D samples, as the paper's first figure.
+
+    times: (T,) from the prior to the data; states: (T, B, 2). Left: the paths in (x1, x2, time),
+    time on a log axis (PFGM's z spans decades); right: seen from above, coloured by time, over the
+    data, each path ending on its sample (a dot)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times, states = np.asarray(times, np.float64), np.asarray(states, np.float64)
+    ends = states[-1]
+    lim = lim or max(2.5, float(np.percentile(np.abs(ends), 99)) * 1.3)
+    fig = plt.figure(figsize=(11, 5))
+    ax3 = fig.add_subplot(1, 2, 1, projection="3d")
+    ax2 = fig.add_subplot(1, 2, 2)
+    log_t = np.log10(np.maximum(times, 1e-12))
+    cmap = plt.get_cmap("viridis")
+    if reference is not None:
+        ref = np.asarray(reference)[:2000]
+        ax3.scatter(ref[:, 0], ref[:, 1], np.full(len(ref), log_t.min()), s=1, c="0.6", alpha=0.3)
+        ax2.scatter(ref[:, 0], ref[:, 1], s=1, c="0.75", alpha=0.5, label="data")
+    for b in range(states.shape[1]):
+        xy = states[:, b]
+        inside = (np.abs(xy) <= lim).all(1)  # far prior points leave the frame; draw the part inside
+        ax3.plot(np.where(inside, xy[:, 0], np.nan), np.where(inside, xy[:, 1], np.nan), log_t, lw=0.6,
+                 color=cmap(b / max(1, states.shape[1] - 1)), alpha=0.8)
+        pts = np.where(inside[:, None], xy, np.nan)
+        ax2.plot(pts[:, 0], pts[:, 1], lw=0.5, color="tab:blue", alpha=0.35)
+    ax2.scatter(ends[:, 0], ends[:, 1], s=6, c="tab:red", zorder=3, label="samples")
+    ax3.set_xlim(-lim, lim)
+    ax3.set_ylim(-lim, lim)
+    ax3.set_xlabel("x1")
+    ax3.set_ylabel("x2")
+    ax3.set_zlabel(f"log10 {time_name}")
+    ax3.set_title(f"paths from the prior ({time_name} = {times[0]:.3g}) to the data ({time_name} = {times[-1]:.3g})")
+    ax2.set_xlim(-lim, lim)
+    ax2.set_ylim(-lim, lim)
+    ax2.set_aspect("equal")
+    ax2.legend(loc="upper right", fontsize=8)
+    ax2.set_title("seen from above")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _atomic_save(lambda p: fig.savefig(p, dpi=100, format="png"), path)
+    plt.close(fig)

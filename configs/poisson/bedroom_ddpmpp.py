@@ -26,7 +26,6 @@ def get_config():
     training.snapshot_freq = 50000
 
     data = config.data
-    data.category = "bedroom"
     data.centered = True
 
     sampling = config.sampling

@@ -43,6 +43,15 @@ class Method(abc.ABC):
         """
 
     @abc.abstractmethod
+    def trajectory(self, model, x, steps=100):
+        """The deterministic sampler's path from the prior points x, by Heun on `steps` intervals:
+        (times (steps + 1,) float64, states (steps + 1, *x.shape) on the CPU). `time_name` names t."""
+
+    @abc.abstractmethod
+    def prior_radius(self, dim):
+        """A typical norm of the prior's starting points in `dim` dimensions (interpolation, rescaling)."""
+
+    @abc.abstractmethod
     def probability_flow(self, model):
         """The `ProbabilityFlow` of `model` under this method (config.sampling's ODE settings)."""
 
@@ -57,10 +66,24 @@ class Method(abc.ABC):
         size = n // world
         return slice(rank * size, (rank + 1) * size)
 
+    time_name = "t"
+
+    @staticmethod
+    def _recorder():
+        times, states = [], []
+
+        def record(t, x):
+            times.append(float(t))
+            states.append(x.detach().cpu())
+
+        return times, states, record
+
+    # Values of the sampler's keys that a config may leave out.
+    sampling_defaults = {}
+
     def sampling_options(self, overrides):
-        opts = dict(self.config.sampling)
-        unknown = set(overrides) - set(opts)
+        """config.sampling over `sampling_defaults`, then `overrides` (any key of either)."""
+        unknown = set(overrides) - set(self.config.sampling) - set(self.sampling_defaults)
         if unknown:
             raise ValueError(f"unknown sampling options {sorted(unknown)}")
-        opts.update(overrides)
-        return opts
+        return {**self.sampling_defaults, **self.config.sampling, **overrides}

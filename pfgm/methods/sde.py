@@ -29,7 +29,7 @@ SCALED_BY_METHOD = ("mlp",)
 
 SAMPLING_DEFAULTS = dict(method="ode", ode_solver="rk45", N=1000, rtol=1e-5, atol=1e-5, eps=None,
                          noise_removal=True, predictor="reverse_diffusion", corrector="langevin",
-                         snr=0.16, n_steps_each=1, probability_flow=False)
+                         snr=0.16, n_steps_each=1, probability_flow=False, max_nfe=None)
 
 
 def _times(t, x, dtype=None):
@@ -46,6 +46,7 @@ def _bc(v, x):
 class SDE(Method):
     """dx = f(x, t) dt + g(t) dw on [0, T] with a Gaussian perturbation kernel, and its sampler."""
 
+    sampling_defaults = SAMPLING_DEFAULTS
     T = 1.0
     train_eps = 1e-5       # t ~ U(train_eps, T) in the loss
     likelihood_eps = 1e-5  # where the likelihood's ODE starts (score_sde's default)
@@ -143,12 +144,6 @@ class SDE(Method):
         return score
 
     # ---- Method ---------------------------------------------------------------------------------
-    def sampling_options(self, overrides):
-        """config.sampling over SAMPLING_DEFAULTS, then `overrides` (any key of either)."""
-        unknown = set(overrides) - set(self.config.sampling) - set(SAMPLING_DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown sampling options {sorted(unknown)}")
-        return {**SAMPLING_DEFAULTS, **self.config.sampling, **overrides}
 
     def loss(self, model, batch, generator=None, shard=None):
         return self.dsm_loss(self.score_fn(model), batch, generator, shard)
@@ -197,11 +192,25 @@ class SDE(Method):
                 raise ValueError(f"sampling.method: {s['method']!r} is not 'ode' or 'pc'")
             solver = SOLVER_ALIASES.get(s["ode_solver"], s["ode_solver"])
             x, nfe = sampling.odeint(sampling.probability_flow_drift(self, score_fn), x, self.T, eps,
-                                     solver=solver, steps=s["N"], rtol=s["rtol"], atol=s["atol"])
+                                     solver=solver, steps=s["N"], rtol=s["rtol"], atol=s["atol"],
+                                     max_nfe=s["max_nfe"])
             if s["noise_removal"]:
                 x = sampling.denoise(self, score_fn, x, eps, N=self.N)
                 nfe += 1
             return x, nfe
+
+    def trajectory(self, model, x, steps=100):
+        """The probability-flow ODE from T to eps by Heun (no final denoising step)."""
+        s = self.sampling_options({})
+        eps = s["eps"] if s["eps"] is not None else self.sampling_eps
+        times, states, record = self._recorder()
+        sampling.odeint(sampling.probability_flow_drift(self, self.score_fn(model)), x, self.T, eps, solver="heun",
+                        steps=steps, max_nfe=s["max_nfe"], callback=record)
+        return torch.tensor(times, dtype=torch.float64), torch.stack(states)
+
+    def prior_radius(self, dim):
+        """sqrt(dim) times the prior's standard deviation."""
+        return math.sqrt(dim) * float(self.prior_std())
 
     def probability_flow(self, model):
         """dx/dt = f - g^2 score / 2 from likelihood_eps to T, and the Gaussian prior."""
