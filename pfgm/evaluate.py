@@ -13,7 +13,7 @@ import os
 import numpy as np
 import torch
 
-from pfgm import checkpoint, config_checks, datasets, methods, run_utils, train, visualize
+from pfgm import checkpoint, config_checks, datasets, methods, run_utils, sampling, train, visualize
 from pfgm.evaluation import likelihood, prior_paths, sample_metrics
 from pfgm.models.ema import ExponentialMovingAverage
 
@@ -127,13 +127,17 @@ def likelihood_report(config, method, model, dataset, device, folder, log):
         noise = torch.Generator().manual_seed(_seed(config.seed, 2, r))
         row = []
         for x in batches():
-            if images:
-                v, nfe = likelihood.images_bits_per_dim(flow, x, scaler, device=device, noise_generator=noise,
-                                                        generator=probes, **opts)
-            else:
-                v, nfe = likelihood.points_nll(flow, x, scaler, device=device, generator=probes, **opts)
+            try:
+                if images:
+                    v, nfe = likelihood.images_bits_per_dim(flow, x, scaler, device=device, noise_generator=noise,
+                                                            generator=probes, **opts)
+                else:
+                    v, nfe = likelihood.points_nll(flow, x, scaler, device=device, generator=probes, **opts)
+                nfes.append(nfe)
+            except sampling.NonFiniteError as err:  # the solver stops the whole batch; count its points
+                log.info("likelihood: a batch of %d points diverged (%s); counted as non-finite", len(x), err)
+                v = torch.full((len(x),), float("nan"), dtype=torch.float64)
             row.append(v)
-            nfes.append(nfe)
             bar.update(len(x))
         values.append(torch.cat(row).numpy())
         log.info("likelihood pass %d/%d (%s): %s %.4f", r + 1, repeats, split, key, np.nanmean(values[-1]))
@@ -148,7 +152,7 @@ def likelihood_report(config, method, model, dataset, device, folder, log):
     per_point = np.array([v[f].mean() for v, f in zip(values.T, finite.T) if f.any()])
     stderr = float(per_point.std(ddof=1) / np.sqrt(len(per_point))) if len(per_point) > 1 else float("nan")
     return {key: float(values[finite].mean()) if finite.any() else float("nan"), f"{key}_stderr": stderr,
-            f"{key}_nfe": float(np.mean(nfes)), f"{key}_num_points": int(values.shape[1]),
+            f"{key}_nfe": float(np.mean(nfes)) if nfes else float("nan"), f"{key}_num_points": int(values.shape[1]),
             f"{key}_repeats": int(repeats), f"{key}_dataset": split, f"{key}_nonfinite": int((~finite).sum())}
 
 

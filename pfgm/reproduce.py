@@ -42,6 +42,9 @@ if ROOT not in sys.path:  # the config files import `configs.default_*`
     sys.path.insert(0, ROOT)
 
 NOT_TRANSCRIBED = "not transcribed"
+# Part of every cache key: samples cached before PFGM's Euler/Heun stepped in z (they stepped in log z)
+# are not reused.
+SAMPLER_SCHEME = "pfgm-z-steps"
 EULER_STEPS = (10, 20, 50, 100)
 # Keys that define an equal budget for the CPU comparison; differences are printed, not hidden.
 BUDGET_KEYS = ["training.n_iters", "training.small_batch_size", "model.name", "model.nf", "model.ch_mult",
@@ -60,6 +63,7 @@ class Row:
     paper: dict = None           # {'fid', 'is_', 'nfe', 'bpd'}: numbers or strings; None: nothing to compare
     source: str = ""             # where the paper number comes from / which paper row it mirrors
     published: str = ""          # where a published checkpoint for `model` comes from
+    step: int = None             # evaluate checkpoint_<step>.pth instead of the run's final one (cpu)
 
 
 @dataclasses.dataclass
@@ -75,8 +79,8 @@ class Table:
 def _sampler_label(s):
     if s.get("method") == "pc":
         return f"PC {s.get('predictor')}/{s.get('corrector')}, N={s.get('N')}"
-    if s.get("ode_solver") == "euler":
-        return f"Euler N={s['N']}"
+    if s.get("ode_solver") in ("euler", "heun"):
+        return f"{s['ode_solver'].capitalize()} N={s['N']}"
     return "RK45" + (f" tol {s['rtol']:g}" if "rtol" in s else "")
 
 
@@ -154,7 +158,19 @@ def _gpu_tables():
     }
 
 
-def _cpu_tables(rk45_tol):
+PC_STEPS = (100, 1000)
+CONVERGENCE_STEPS = (1000, 2000, 3000, 4000, 5000, 6000)
+
+
+def _cpu_pc_samplers(m):
+    """The predictor-corrector samplers the paper compares PFGM against, per baseline."""
+    if m == "ve":
+        return [dict(method="pc", predictor="reverse_diffusion", corrector="langevin", N=n) for n in PC_STEPS]
+    return [dict(method="pc", predictor=p, corrector="none", N=n)
+            for p in ("euler_maruyama", "reverse_diffusion") for n in PC_STEPS]
+
+
+def _cpu_tables(rk45_tol, n_iters=None):
     D = {"pfgm": "configs/poisson/digits_ddpmpp.py", "vp": "configs/vp/digits_ddpmpp.py",
          "ve": "configs/ve/digits_ncsnpp.py"}
     rk = dict(method="ode", ode_solver="rk45", rtol=rk45_tol, atol=rk45_tol)
@@ -164,38 +180,72 @@ def _cpu_tables(rk45_tol):
                 "ve": (dict(fid="–", is_="–", nfe="–"), "paper's VE row is PC (2.38, 2000 NFE); no ODE number")}
     main = [Row(f"{m}_rk45", f"{names[m]}, small UNet nf 32", f"digits_{m}", D[m], sampler=rk,
                 paper=paper_rk[m][0], source=paper_rk[m][1]) for m in ("pfgm", "vp", "ve")]
+    nt = dict(fid=NOT_TRANSCRIBED, is_="–", nfe=NOT_TRANSCRIBED)
     euler = []
     for m in ("pfgm", "vp", "ve"):
         euler.append(dataclasses.replace(main[["pfgm", "vp", "ve"].index(m)]))
-        for n in EULER_STEPS:
-            euler.append(Row(f"{m}_euler{n}", f"{names[m]}, Euler {n}", f"digits_{m}", D[m],
-                             sampler=dict(method="ode", ode_solver="euler", N=n),
-                             paper=dict(fid=NOT_TRANSCRIBED, is_="–", nfe=n if m == "pfgm" else n + 1),
-                             source="paper's Euler curve (CIFAR-10) not transcribed"))
+        for solver in ("euler", "heun"):
+            for n in EULER_STEPS:
+                nfe = (n if solver == "euler" else 2 * n - 1) if m == "pfgm" else (n + 1 if solver == "euler"
+                                                                                  else 2 * n + 1)
+                euler.append(Row(f"{m}_{solver}{n}", f"{names[m]}, {solver.capitalize()} {n}", f"digits_{m}", D[m],
+                                 sampler=dict(method="ode", ode_solver=solver, N=n),
+                                 paper=dict(nt, nfe=nfe), source="paper's Euler curve (CIFAR-10) not transcribed"))
+    pc = [dataclasses.replace(main[0])]
+    pc += [Row(f"pfgm_euler{n}", f"PFGM, Euler {n}", "digits_pfgm", D["pfgm"],
+               sampler=dict(method="ode", ode_solver="euler", N=n), paper=nt, source="PFGM's ODE at few steps")
+           for n in (10, 20)]
+    paper_pc = {("ve", 1000): (dict(fid=2.38, is_=9.83, nfe=2000), "CIFAR-10 VE NCSN++ PC (SDE:README)"),
+                ("vp", 1000): (dict(fid=2.55, is_=9.58, nfe=1000), "CIFAR-10 VP DDPM++ SDE (SDE:README)")}
+    for m in ("vp", "ve"):
+        for smp in _cpu_pc_samplers(m):
+            p, src = paper_pc.get((m, smp["N"]), (nt, "not transcribed"))
+            if m == "vp" and smp["predictor"] != "euler_maruyama":
+                p, src = nt, "not transcribed"
+            pc.append(Row(f"{m}_pc_{smp['predictor']}_{smp['corrector']}_{smp['N']}",
+                          f"{names[m].split()[0]} SDE, PC {smp['predictor']} + {smp['corrector']}, {smp['N']} steps",
+                          f"digits_{m}", D[m], sampler=smp, paper=p, source=src))
     weak = [main[0],
             Row("pfgm_nf16_rk45", "PFGM, weaker UNet nf 16", "digits_pfgm_nf16", D["pfgm"], {"model.nf": 16}, rk,
                 dict(fid=NOT_TRANSCRIBED, is_="–", nfe=NOT_TRANSCRIBED), "paper: DDPM vs DDPM++, not transcribed"),
             main[1],
             Row("vp_nf16_rk45", "VP ODE, weaker UNet nf 16", "digits_vp_nf16", D["vp"], {"model.nf": 16}, rk,
                 dict(fid=NOT_TRANSCRIBED, is_="–", nfe=NOT_TRANSCRIBED), "paper: DDPM vs DDPM++, not transcribed")]
+    convergence = []
+    last = n_iters or CONVERGENCE_STEPS[-1]
+    for model, cfg, over, label in (("digits_pfgm", D["pfgm"], {}, "PFGM"), ("digits_vp", D["vp"], {}, "VP ODE"),
+                                    ("digits_ve", D["ve"], {}, "VE ODE"),
+                                    ("digits_pfgm_nf16", D["pfgm"], {"model.nf": 16}, "PFGM nf 16"),
+                                    ("digits_vp_nf16", D["vp"], {"model.nf": 16}, "VP ODE nf 16")):
+        for step in [k for k in CONVERGENCE_STEPS if k <= last]:
+            convergence.append(Row(f"{model}_step{step}", f"{label}, step {step}", model, cfg, over, rk,
+                                   paper=None, source="convergence check", step=step))
     T = {"pfgm": "configs/poisson/toy2d.py", "ve": "configs/ve/toy2d.py", "vp": "configs/vp/toy2d.py"}
     toy = []
     for m in ("pfgm", "ve", "vp"):
-        for s in [rk] + [dict(method="ode", ode_solver="euler", N=n) for n in EULER_STEPS]:
-            tag = "rk45" if s["ode_solver"] == "rk45" else f"euler{s['N']}"
-            toy.append(Row(f"{m}_{tag}", f"{names[m]}, MLP, {_sampler_label(s)}", f"toy_{m}", T[m], sampler=s,
-                           paper=None, source="no paper analogue (toy)"))
+        samplers = [rk] + [dict(method="ode", ode_solver=solver, N=n) for solver in ("euler", "heun")
+                           for n in EULER_STEPS]
+        if m != "pfgm":
+            samplers += _cpu_pc_samplers(m)
+        for smp in samplers:
+            tag = "rk45" if smp.get("ode_solver") == "rk45" and smp["method"] == "ode" else _sampler_tag(smp, 0)[:-3]
+            toy.append(Row(f"{m}_{tag}", f"{names[m] if smp['method'] == 'ode' else names[m].split()[0] + ' SDE'}, "
+                           f"MLP, {_sampler_label(smp)}", f"toy_{m}", T[m], sampler=smp, paper=None,
+                           source="no paper analogue (toy)"))
     return {
         "cifar10": Table("cifar10", "Digits 8x8 (CPU analogue of the CIFAR-10 table): digits-FID / NFE, RK45",
                          "digits", rows=main),
-        "euler": Table("euler", "Digits 8x8: robustness to the Euler step count", "digits", rows=euler),
+        "euler": Table("euler", "Digits 8x8: robustness to the step count (Euler and Heun)", "digits", rows=euler),
+        "pc": Table("pc", "Digits 8x8: PFGM's ODE against the predictor-corrector samplers", "digits", rows=pc),
         "weak": Table("weak", "Digits 8x8: robustness to a weaker network (nf 16 vs 32)", "digits", rows=weak),
+        "convergence": Table("convergence", "Digits 8x8: digits-FID (RK45) of every model along its training",
+                             "digits", rows=convergence),
         "toy": Table("toy", "2-D checkerboard: sliced Wasserstein / MMD / NFE", "toy", rows=toy),
     }
 
 
-def tables(scale, rk45_tol=1e-3):
-    return _gpu_tables() if scale == "gpu" else _cpu_tables(rk45_tol)
+def tables(scale, rk45_tol=1e-3, n_iters=None):
+    return _gpu_tables() if scale == "gpu" else _cpu_tables(rk45_tol, n_iters)
 
 
 def table_names(scale):
@@ -253,7 +303,8 @@ def training_overrides(row, opts):
     o = dict(row.overrides)
     if opts.get("n_iters") and opts["scale"] == "cpu":
         n = int(opts["toy_n_iters"] if row.model.startswith("toy_") and opts.get("toy_n_iters") else opts["n_iters"])
-        o.update({"training.n_iters": n, "training.snapshot_freq": n,
+        every = int(opts.get("snapshot_every") or n)  # the convergence table reads every snapshot
+        o.update({"training.n_iters": n, "training.snapshot_freq": min(every, n),
                   "training.snapshot_freq_for_preemption": max(1, min(500, n))})
     elif opts.get("toy_n_iters") and row.model.startswith("toy_"):
         n = int(opts["toy_n_iters"])
@@ -279,12 +330,14 @@ def train_command(row, opts):
             + (" " + flags if flags else ""))
 
 
-def find_checkpoint(config, model_dir, scale):
-    """(step, path) to evaluate, or None: the run's final checkpoint (cpu), else the newest one."""
+def find_checkpoint(config, model_dir, scale, step=None):
+    """(step, path) to evaluate, or None: checkpoint_<step>, else the run's final checkpoint (cpu), else the
+    newest one."""
     from pfgm import checkpoint
-    if scale == "cpu":
-        path = checkpoint.checkpoint_path(model_dir, config.training.n_iters)
-        return (config.training.n_iters, path) if os.path.exists(path) else None
+    if scale == "cpu" or step is not None:
+        step = config.training.n_iters if step is None else step
+        path = checkpoint.checkpoint_path(model_dir, step)
+        return (step, path) if os.path.exists(path) else None
     found = checkpoint.list_checkpoints(model_dir)
     return found[-1] if found else None
 
@@ -352,8 +405,8 @@ def _sampler_tag(sampler, n):
     s = sampler
     if s.get("method") == "pc":
         tag = f"pc_{s['predictor']}_{s['corrector']}_N{s['N']}"
-    elif s.get("ode_solver") == "euler":
-        tag = f"euler_N{s['N']}"
+    elif s.get("ode_solver") in ("euler", "heun"):
+        tag = f"{s['ode_solver']}_N{s['N']}"
     else:
         tag = "rk45" + (f"_tol{s['rtol']:g}" if "rtol" in s else "")
     return f"{tag}_n{n}"
@@ -480,15 +533,15 @@ def _sample_row(table, row, ctx, log):
         config = build_config(row, opts)
     except Exception as e:  # a config that cannot be built is a row result, not a crash
         return dict(result, status="error", note=f"config: {type(e).__name__}: {e}")
-    ck = find_checkpoint(config, model_dir, opts["scale"])
-    if ck is None and opts.get("train"):
+    ck = find_checkpoint(config, model_dir, opts["scale"], row.step)
+    if ck is None and opts.get("train") and (row.step is None or row.step <= config.training.n_iters):
         from pfgm.train import train
         log(f"[{row.model}] training ({config.training.n_iters} steps) in {model_dir}")
         t0 = time.time()
         train(config, model_dir)
         with open(os.path.join(model_dir, "reproduce_train_time.json"), "w") as f:
             json.dump({"seconds": time.time() - t0, "n_iters": config.training.n_iters}, f)
-        ck = find_checkpoint(config, model_dir, opts["scale"])
+        ck = find_checkpoint(config, model_dir, opts["scale"], row.step)
     if ck is None:
         where = (f"no checkpoint in {os.path.join(model_dir, 'checkpoints')}"
                  + (f" (expected checkpoint_{config.training.n_iters}.pth)" if opts["scale"] == "cpu" else ""))
@@ -496,9 +549,9 @@ def _sample_row(table, row, ctx, log):
     step, path = ck
     n = opts["num_samples"]
     cache_dir = os.path.join(model_dir, "reproduce")
-    tag = _sampler_tag(row.sampler, n)
+    tag = f"{_sampler_tag(row.sampler, n)}_step{step}"
     key = dict(checkpoint=os.path.abspath(path), step=step, mtime=os.path.getmtime(path), sampler=row.sampler,
-               num_samples=n, kind=table.kind)
+               num_samples=n, kind=table.kind, scheme=SAMPLER_SCHEME)
     cache_json, cache_npz = os.path.join(cache_dir, tag + ".json"), os.path.join(cache_dir, tag + ".npz")
     cached = None
     if os.path.exists(cache_json):
@@ -506,7 +559,7 @@ def _sample_row(table, row, ctx, log):
             cached = json.load(f)
         if cached.get("key") != json.loads(json.dumps(key)):
             cached = None
-    result.update(step=step, checkpoint=path, num_samples=n)
+    result.update(step=step, checkpoint=path, num_samples=n, samples_path=cache_npz)
     if cached is not None and table.kind == "digits" and cached.get("metric_name") != ctx.digits_metric[0]:
         cached.pop("metrics", None)  # computed with another feature metric (e.g. the stand-in): redo it
     if cached is not None and "metrics" in cached:
@@ -653,37 +706,93 @@ def write_outputs(table, rows, results, opts, header):
             f.write(" & ".join(tex(cells[cols.index(c)]) for c in tex_cols) + r" \\" + "\n")
         f.write("\\bottomrule\n\\end{tabular}\n")
     written = [base + ".md", base + ".csv", base + ".tex"]
-    plot = plot_quality_vs_nfe(table, rows, results, base + "_quality_vs_nfe.png", metric_name)
-    if plot:
-        written.append(plot)
+    if table.name == "convergence":
+        plots = [plot_convergence(table, rows, results, base + "_fid_vs_step.png", metric_name)]
+    else:
+        plots = [plot_quality_vs_nfe(table, rows, results, base + "_quality_vs_nfe.png", metric_name),
+                 plot_quality_vs_steps(table, rows, results, base + "_quality_vs_steps.png", metric_name),
+                 plot_sample_grids(table, rows, results, base + "_samples.png")]
+    written += [p for p in plots if p]
     return "\n".join(md), written
 
 
+def _series(sampler):
+    if sampler.get("method") == "pc":
+        return f"PC {sampler['predictor']}+{sampler['corrector']}"
+    return {"euler": "Euler", "heun": "Heun"}.get(sampler.get("ode_solver"), "RK45")
+
+
 def plot_quality_vs_nfe(table, rows, results, path, metric_name=None):
-    key = "sliced_w" if table.kind == "toy" else "fid"
+    """Quality against NFE: one colour per model, one marker/line per sampler family."""
     pts = {}
     for row, r in zip(rows, results):
-        v = (r.get("metrics") or {}).get(key)
-        if v is None or r.get("nfe") is None:
+        v = _quality(table, r)
+        if v is None or r.get("nfe") is None or row.step is not None:
             continue
-        pts.setdefault(row.model, []).append((r["nfe"], v, r["sampler"]))
-    if not pts or max(len(v) for v in pts.values()) < 2 and len(pts) < 2:
+        pts.setdefault((row.model, _series(row.sampler)), []).append((r["nfe"], v))
+    if len(pts) < 2 and not any(len(p) > 1 for p in pts.values()):
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for i, (model, p) in enumerate(pts.items()):
-        eu = sorted((n, v) for n, v, s in p if s.startswith("Euler"))
-        if eu:
-            ax.plot([a for a, _ in eu], [b for _, b in eu], "o-", color=f"C{i}", label=f"{model} Euler")
-        for n, v, s in p:
-            if not s.startswith("Euler"):
-                ax.plot(n, v, "*", ms=14, color=f"C{i}", label=f"{model} {s.split(' ')[0]}")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    colors = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(m for m, _ in pts))}
+    styles = {"Euler": "o-", "Heun": "s--", "RK45": "*"}
+    for (model, series), p in pts.items():
+        p.sort()
+        style = styles.get(series, "^:" if "langevin" in series else "v:" if "euler_maruyama" in series else "D:")
+        ax.plot([a for a, _ in p], [b for _, b in p], style, color=colors[model], ms=12 if series == "RK45" else 5,
+                label=f"{model} {series}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("NFE")
-    ax.set_ylabel({"sliced_w": "sliced Wasserstein"}.get(key, metric_name or "FID") + " (lower is better)")
+    ax.set_ylabel(("MMD" if table.kind == "toy" else metric_name or "FID") + " (lower is better)")
+    ax.set_title(table.title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _quality(table, r):
+    return (r.get("metrics") or {}).get("mmd" if table.kind == "toy" else "fid")
+
+
+def plot_quality_vs_steps(table, rows, results, path, metric_name=None):
+    """Quality against the number of fixed steps, one line per model and solver (Euler solid, Heun
+    dashed); RK45 as a horizontal line."""
+    lines, rk = {}, {}
+    for row, r in zip(rows, results):
+        v, s = _quality(table, r), row.sampler
+        if v is None:
+            continue
+        if s.get("method", "ode") == "ode" and s.get("ode_solver") in ("euler", "heun"):
+            lines.setdefault((row.model, s["ode_solver"]), []).append((s["N"], v))
+        elif s.get("ode_solver") == "rk45" and s.get("method", "ode") == "ode":
+            rk[row.model] = v
+    if not any(len(p) > 1 for p in lines.values()):
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    colors = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(m for m, _ in lines))}
+    for (model, solver), pts in lines.items():
+        pts.sort()
+        ax.plot([a for a, _ in pts], [b for _, b in pts], "o-" if solver == "euler" else "s--",
+                color=colors[model], label=f"{model} {solver.capitalize()}")
+    for model, v in rk.items():
+        if model in colors:
+            ax.axhline(v, color=colors[model], lw=0.8, alpha=0.6, ls=":", label=f"{model} RK45")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("steps N")
+    ax.set_ylabel(("MMD" if table.kind == "toy" else metric_name or "FID") + " (lower is better)")
     ax.set_title(table.title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
@@ -693,10 +802,69 @@ def plot_quality_vs_nfe(table, rows, results, path, metric_name=None):
     return path
 
 
+def plot_convergence(table, rows, results, path, metric_name=None):
+    """Digits-FID (RK45) against the training step, one line per model."""
+    lines = {}
+    for row, r in zip(rows, results):
+        if _quality(table, r) is not None and row.step:
+            lines.setdefault(row.model, []).append((row.step, _quality(table, r)))
+    if not lines:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for i, (model, pts) in enumerate(lines.items()):
+        pts.sort()
+        ax.plot([a for a, _ in pts], [b for _, b in pts], "o-", color=f"C{i}", label=model)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel((metric_name or "FID") + ", RK45 (lower is better)")
+    ax.set_title(table.title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_sample_grids(table, rows, results, path, per_row=36):
+    """One panel per row of the table: its first samples (a grid of digits, or a scatter of points)."""
+    panels = [(row, r) for row, r in zip(rows, results) if r.get("samples_path") and os.path.exists(r["samples_path"])]
+    if not panels or table.kind == "images":
+        return None
+    from pfgm import visualize
+    plt = _pyplot()
+    cols = min(5, len(panels))
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 2.9 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (row, r) in zip(axes.flat, panels):
+        x = np.load(r["samples_path"])["samples"].astype(np.float32)
+        if table.kind == "toy":
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.scatter(x[:2000, 0], x[:2000, 1], s=1, alpha=0.5, lw=0)
+            ax.set_xlim(-4.5, 4.5)
+            ax.set_ylim(-4.5, 4.5)
+            ax.set_aspect("equal")
+        else:
+            ax.imshow(visualize.image_grid(visualize.to_uint8(np.clip(x[:per_row], 0, 1)), nrow=6)[..., 0],
+                      cmap="gray", vmin=0, vmax=255)
+        q = _quality(table, r)
+        ax.set_title(f"{row.label}\n{r['sampler']}, NFE {r.get('nfe', 0):.0f}"
+                     + (f", {'MMD' if table.kind == 'toy' else 'FID'} {q:.3g}" if q is not None else ""), fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------
 # Entry point.
 
-DEFAULTS = dict(scale="gpu", n_iters=None, toy_n_iters=None, num_samples=None, batch_size=None, rk45_tol=1e-3,
+DEFAULTS = dict(scale="gpu", n_iters=None, toy_n_iters=None, snapshot_every=1000, num_samples=None, batch_size=None, rk45_tol=1e-3,
                 train=None, device=None, inception_weights="", fid_stats_cifar10="", fid_stats_celeba64="",
                 fid_stats_bedroom="", bpd=False, bpd_num_samples=0, bpd_repeats=None, bpd_tol=1e-5)
 
@@ -714,7 +882,7 @@ def run_table(name, workdir, log=print, digits_metric=None, command=None, **opti
         opts["train"] = scale == "cpu"
     if opts["bpd_repeats"] is None:  # the original's protocol: 5 passes over the test split
         opts["bpd_repeats"] = 5 if scale == "gpu" else 1
-    all_tables = tables(scale, opts["rk45_tol"])
+    all_tables = tables(scale, opts["rk45_tol"], opts.get("n_iters"))
     names = list(all_tables) if name == "all" else [name]
     for n in names:
         if n not in all_tables:

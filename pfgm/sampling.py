@@ -13,23 +13,8 @@ import torch
 
 from pfgm import poisson
 
-__all__ = ["SOLVERS", "SPACINGS", "euler", "heun", "rk45", "time_grid", "odeint", "in_log_time", "backward_ode", "pfgm_drift",
-           "NonFiniteError"]
-
-
-class NonFiniteError(FloatingPointError):
-    """The drift returned NaN or infinity: the solver stops instead of carrying it on (or hanging)."""
-
-
-def _checked(drift):
-    def f(x, t):
-        d = drift(x, t)
-        if not torch.isfinite(d).all():
-            bad = int((~torch.isfinite(d.reshape(len(d), -1))).any(1).sum()) if d.dim() else 1
-            raise NonFiniteError(f"the drift (field / score network output) is not finite at t = {t:.6g} "
-                                 f"for {bad} of {len(d)} samples")
-        return d
-    return f
+__all__ = ["SOLVERS", "SPACINGS", "euler", "heun", "rk45", "time_grid", "odeint", "in_log_time", "backward_ode",
+           "pfgm_drift", "NonFiniteError", "TooManySteps"]
 
 
 def euler(drift, x, ts, *, callback=None):
@@ -118,7 +103,7 @@ def odeint(drift, x, t_start, t_end, *, solver="rk45", steps=100, rtol=1e-4, ato
         raise ValueError(f"unknown grid spacing {spacing!r}; choose one of {list(SPACINGS)}")
     if callback is not None and solver == "rk45":
         raise ValueError("callback: only the fixed-step solvers ('euler', 'heun') report their states")
-    f = _bounded(_checked(drift), max_nfe)
+    f = _guarded(drift, max_nfe)
     with torch.no_grad():
         if solver == "rk45":
             if spacing == "log":
@@ -135,22 +120,33 @@ def in_log_time(drift):
     return lambda x, s: math.exp(s) * drift(x, math.exp(s))
 
 
+# ---- guards: a solve ends with a clear error instead of carrying NaN on or running without end ------
+
+class NonFiniteError(FloatingPointError):
+    """The drift returned NaN or infinity: the solver stops instead of carrying it on (or hanging)."""
+
+
 class TooManySteps(RuntimeError):
-    """An adaptive solve went past its bound on drift evaluations."""
+    """A solve went past its bound on drift evaluations (`max_nfe`)."""
 
 
-def _bounded(drift, max_nfe):
-    if not max_nfe:
-        return drift
+def _guarded(drift, max_nfe=None):
+    """drift, raising NonFiniteError on a non-finite value and TooManySteps past max_nfe calls."""
     calls = [0]
 
     def f(x, t):
         calls[0] += 1
-        if calls[0] > max_nfe:
+        if max_nfe and calls[0] > max_nfe:
             raise TooManySteps(f"the ODE solve passed {max_nfe} drift evaluations (sampling.max_nfe) at "
                                f"t = {t:.6g}: the network's field is probably far from trained; raise "
                                f"sampling.max_nfe or the solver tolerances to go on")
-        return drift(x, t)
+        d = drift(x, t)
+        finite = torch.isfinite(d.reshape(len(d), -1)).all(1)
+        if not finite.all():
+            raise NonFiniteError(f"the drift (the network's field or score) is not finite at t = {t:.6g} "
+                                 f"for {int((~finite).sum())} of {len(d)} samples")
+        return d
+
     return f
 
 

@@ -429,3 +429,25 @@ def test_pfgm_likelihood_steps_in_log_z_not_z(charges):
     end, _ = sampling.odeint(z_drift, state, 0.4, 50.0, solver="heun", steps=40, spacing="log")
     err_z = abs((prior(end[:, :-1]) + end[:, -1]).item() - want)
     assert err_log < 2e-3 and err_z > 5 * err_log, (err_log, err_z)
+
+
+def test_likelihood_report_counts_a_diverging_batch_and_goes_on(tmp_path):
+    """A NaN drift stops the solver of its batch (it never runs on with NaN); the report counts that
+    batch's points as non-finite and evaluates the other batches."""
+    from pfgm import datasets
+
+    c = digits_config()
+    c.eval.update(bpd_num_samples=6, bpd_batch_size=3, bpd_num_repeats=1, bpd_solver="rk45")
+    calls = []
+
+    class Diverging(SpyMethod):
+        def probability_flow(self, model):
+            def drift(x, t):
+                calls.append(len(x))
+                return x * (float("nan") if len(calls) == 1 else 0.0)
+            return ProbabilityFlow(drift, 0.0, 1.0, lambda x: torch.full((len(x),), -64 * math.log(2.0)))
+
+    report = evaluate.likelihood_report(c, Diverging(None), None, datasets.get_dataset(c), torch.device("cpu"),
+                                        str(tmp_path), _Log())
+    assert report["bpd_nonfinite"] == 3 and report["bpd"] == pytest.approx(8.0, abs=1e-6)
+    assert calls[0] == 3 and len(calls) > 1

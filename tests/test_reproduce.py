@@ -54,13 +54,17 @@ def test_toy_table_trains_evaluates_and_resumes(tmp_path):
     kw = dict(scale="cpu", toy_n_iters=20, num_samples=64, rk45_tol=1e-2, log=logs.append)
     md, files, results = reproduce.run_table("toy", str(tmp_path), **kw)["toy"]
     rows = reproduce.tables("cpu")["toy"].rows
-    assert len(results) == len(rows) == 15
+    assert len(results) == len(rows) == 33  # 3 methods x (RK45, Euler, Heun x 4) + PC x 6
     assert all(r["status"] == "computed" for r in results), [r.get("note") for r in results]
     table = _csv(tmp_path / "toy_cpu.csv")
     assert [r["row_id"] for r in table] == [r.name for r in rows]
     assert all(float(r["sliced W"]) >= 0 for r in table)
-    assert {r["NFE"] for r in table if r["sampler"] == "Euler N=20"} >= {"20"}
-    assert os.path.exists(tmp_path / "toy_cpu_quality_vs_nfe.png")
+    nfe = {(r["model"], r["sampler"]): r["NFE"] for r in table}
+    assert nfe["toy_pfgm", "Euler N=20"] == "20" and nfe["toy_pfgm", "Heun N=20"] == "39"
+    assert nfe["toy_vp", "Euler N=20"] == "21" and nfe["toy_vp", "Heun N=20"] == "41"  # + the denoising step
+    assert nfe["toy_ve", "PC reverse_diffusion/langevin, N=100"] == "200"
+    for plot in ("quality_vs_nfe", "quality_vs_steps", "samples"):
+        assert os.path.exists(tmp_path / f"toy_cpu_{plot}.png")
     for m in ("toy_pfgm", "toy_ve", "toy_vp"):
         assert os.path.exists(tmp_path / m / "checkpoints" / "checkpoint_20.pth")
     # second run: nothing trained or sampled again, same numbers

@@ -186,3 +186,27 @@ def test_pfgm_pc_is_the_euler_step_and_a_corrector_is_refused():
         m.sample(model, 5, (2,), x=x, method="pc", predictor="euler_maruyama", corrector="langevin", N=7)
     with pytest.raises(ValueError, match="sampling.predictor"):
         m.sample(model, 5, (2,), x=x, method="pc", predictor="reverse_diffusion", corrector="none", N=7)
+
+
+@pytest.mark.parametrize("solver", ["rk45", "euler", "heun"])
+def test_a_nan_field_stops_every_solver_with_an_error(solver):
+    """scipy's RK45 shrinks its step forever on a NaN derivative; the guard ends the solve at once."""
+    x = torch.ones(3, 4)
+    calls = []
+
+    def field(x, z):
+        calls.append(1)
+        return x * float("nan"), -torch.ones(len(x))
+
+    with pytest.raises(sampling.NonFiniteError, match="not finite"):
+        sampling.backward_ode(field, x, z_max=10.0, z_min=1e-3, solver=solver, steps=5)
+    assert len(calls) == 1
+
+
+def test_max_nfe_bounds_an_adaptive_solve():
+    stiff = lambda x, t: -1e6 * (x - torch.cos(torch.tensor(t)))  # noqa: E731 - RK45 needs ~1e6 steps here
+    with pytest.raises(sampling.TooManySteps, match="max_nfe"):
+        sampling.odeint(stiff, torch.ones(2, 2, dtype=torch.float64), 0.0, 10.0, solver="rk45", rtol=1e-8,
+                        atol=1e-8, max_nfe=500)
+    _, nfe = sampling.odeint(linear_drift, torch.ones(2, 2), 0.0, 1.0, solver="rk45", max_nfe=500)
+    assert nfe <= 500
