@@ -51,8 +51,12 @@ def test_cli_gpu_table_and_bad_table(tmp_path):
 
 def test_toy_table_trains_evaluates_and_resumes(tmp_path):
     logs = []
-    kw = dict(scale="cpu", toy_n_iters=20, num_samples=64, rk45_tol=1e-2, log=logs.append)
+    kw = dict(scale="cpu", toy_n_iters=20, num_samples=64, rk45_tol=1e-2, log=logs.append,
+              report=str(tmp_path / "docs" / "study.md"))
     md, files, results = reproduce.run_table("toy", str(tmp_path), **kw)["toy"]
+    page = (tmp_path / "docs" / "study.md").read_text()
+    assert md.strip() in page and "![toy_cpu_samples](study_toy_cpu_samples.png)" in page
+    assert (tmp_path / "docs" / "study_toy_cpu_quality_vs_steps.png").exists()
     rows = reproduce.tables("cpu")["toy"].rows
     assert len(results) == len(rows) == 33  # 3 methods x (RK45, Euler, Heun x 4) + PC x 6
     assert all(r["status"] == "computed" for r in results), [r.get("note") for r in results]
@@ -130,3 +134,12 @@ def test_gpu_table_paper_bpd_column(tmp_path):
     assert table["vp_ddpmpp_ode"]["paper bpd"] == "3.16" and table["subvp_ddpmpp_sde"]["paper bpd"] == "3.02"
     assert table["pfgm_ddpmpp"]["paper bpd"] == reproduce.NOT_TRANSCRIBED
     assert table["pfgm_ddpmpp"]["bpd"] == ""  # no checkpoint, no number
+
+
+def test_convergence_verdicts():
+    rows = [reproduce.Row(f"m_step{k}", "", model, "", step=k) for model in ("a", "b") for k in (1000, 2000, 3000)]
+    fids = {"a": [30.0, 12.0, 12.5], "b": [30.0, 20.0, 14.0]}
+    results = [dict(metrics=dict(fid=fids[r.model][i % 3])) for i, r in enumerate(rows)]
+    a, b = reproduce.convergence_verdicts(rows, results)
+    assert a.startswith("a: 1000: 30, 2000: 12, 3000: 12.5; best 12 at step 2000") and a.endswith("stopped improving")
+    assert b.endswith("NOT converged by this rule")

@@ -2,13 +2,14 @@
 
   python tools/reproduce.py TABLE --workdir DIR [--scale gpu|cpu] [flags]
 
-TABLE: cifar10, euler, weak, celeba64, bedroom (gpu scale); cifar10, euler, weak, toy (cpu scale: 8x8
-digits and 2-D toy data, trained here); or all. Checkpoints are read from DIR/<model>/checkpoints/; at
+TABLE: cifar10, euler, weak, celeba64, bedroom (gpu scale); cifar10, euler, pc, weak, convergence, toy
+(cpu scale: 8x8 digits and 2-D toy data, trained here); or all. Checkpoints are read from DIR/<model>/checkpoints/; at
 the cpu scale missing ones are trained (--n_iters for every model alike). Results are cached per
 (checkpoint, sampler, number of samples) under DIR/<model>/reproduce/, so a second run only prints.
 Writes DIR/<table>_<scale>.md, .csv, .tex and, where useful, DIR/<table>_<scale>_quality_vs_nfe.png.
 
-  python tools/reproduce.py all --scale cpu --workdir runs/reproduce_cpu --n_iters 600
+  OMP_NUM_THREADS=1 python tools/reproduce.py all --scale cpu --workdir runs/study_cpu --n_iters 6000 \
+      --report docs/reproduce_cpu.md
   python tools/reproduce.py cifar10 --scale cpu --workdir runs/reproduce_cpu --n_iters 600 --bpd   # + bits/dim
   python tools/reproduce.py cifar10 --workdir runs/paper --fid_stats_cifar10 cifar10_stats.npz \
       --inception_weights pt_inception-2015-12-05-6726825d.pth
@@ -39,6 +40,10 @@ flags.DEFINE_bool("bpd", False, "Also the bits/dim of each model on the test spl
 flags.DEFINE_integer("bpd_num_samples", 0, "Test images for bits/dim (0: the whole split).")
 flags.DEFINE_integer("bpd_repeats", None, "Passes over them, fresh dequantization and probes (default 5 gpu, 1 cpu).")
 flags.DEFINE_float("bpd_tol", 1e-5, "RK45 rtol = atol of the likelihood ODE.")
+flags.DEFINE_string("report", None, "Also write every table of this run, with its plots, to this Markdown page "
+                    "(e.g. docs/reproduce_cpu.md; the plots are copied beside it).")
+flags.DEFINE_integer("snapshot_every", 1000, "cpu: checkpoint every this many training steps (the convergence "
+                     "table evaluates each).")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -58,7 +63,7 @@ def main(argv):
             inception_weights=FLAGS.inception_weights, fid_stats_cifar10=FLAGS.fid_stats_cifar10,
             fid_stats_celeba64=FLAGS.fid_stats_celeba64, fid_stats_bedroom=FLAGS.fid_stats_bedroom,
             bpd=FLAGS.bpd, bpd_num_samples=FLAGS.bpd_num_samples, bpd_repeats=FLAGS.bpd_repeats,
-            bpd_tol=FLAGS.bpd_tol,
+            bpd_tol=FLAGS.bpd_tol, report=FLAGS.report, snapshot_every=FLAGS.snapshot_every,
             log=lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True))
     except ValueError as e:
         print(f"reproduce: error: {e}", file=sys.stderr)
