@@ -52,8 +52,10 @@ def read_checkpoint(path, map_location="cpu"):
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # truncated zip, pickle garbage, ...
+        # weights_only: checkpoints come from strangers, and unpickling arbitrary objects runs code.
+        # Ours and the original's hold only tensors, numbers, strings, lists and dicts.
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, pickle garbage, a pickle that asks for code, ...
         raise CheckpointError(f"checkpoint {path!r} is unreadable ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path!r} is not a pfgm/score_sde checkpoint (no 'model' entry)")

@@ -154,3 +154,27 @@ def test_truncated_file_raises_checkpoint_error_naming_path(saved, tmp_path):
     with pytest.raises(CheckpointError) as info:
         checkpoint.load_checkpoint(truncated, fresh)
     assert truncated in str(info.value)
+
+
+class _Evil:
+    """Unpickling this would run a shell command (the classic malicious checkpoint)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("where", ["whole", "extra_key"])
+def test_a_crafted_checkpoint_never_runs_code(tmp_path, where):
+    from pfgm import checkpoint
+    marker = tmp_path / "pwned"
+    payload = _Evil(str(marker))
+    state = payload if where == "whole" else dict(model={"w": torch.zeros(1)}, step=1, evil=payload)
+    path = tmp_path / "checkpoint_1.pth"
+    torch.save(state, path)
+    with pytest.raises(checkpoint.CheckpointError, match="unreadable"):
+        checkpoint.read_checkpoint(str(path))
+    assert not marker.exists()
