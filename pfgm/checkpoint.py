@@ -4,6 +4,7 @@ Writes are atomic (temporary file, fsync, rename), so a crash never leaves a hal
 checkpoint under a real name. Reading accepts the `module.` prefix that nn.DataParallel adds.
 """
 import glob
+import logging
 import os
 import re
 
@@ -95,9 +96,15 @@ def load_state(state, path, model, ema=None, optimizer=None):
             ema.load_state_dict(state["ema"])
         if optimizer is not None and state.get("optimizer"):
             optimizer.load_state_dict(state["optimizer"])
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {path!r}: {e}") from e
     model.load_state_dict(weights, strict=True)
+    if ema is not None and "ema" not in state:
+        # Without this the EMA would keep the freshly built network's random weights, and eval (which
+        # copies the EMA into the model) would silently sample from them.
+        logging.getLogger("pfgm").warning("checkpoint %s has no 'ema' entry: using its model weights "
+                                          "instead of the EMA", path)
+        ema.reset(model)
 
 
 def checkpoint_path(workdir, step):

@@ -178,3 +178,22 @@ def test_a_crafted_checkpoint_never_runs_code(tmp_path, where):
     with pytest.raises(checkpoint.CheckpointError, match="unreadable"):
         checkpoint.read_checkpoint(str(path))
     assert not marker.exists()
+
+
+def test_a_checkpoint_without_ema_is_evaluated_with_its_model_weights(tmp_path):
+    """Never the freshly built network's random weights (eval copies the EMA into the model)."""
+    c = digits_ddpmpp.get_config()
+    c.model.nf = 16
+    c.device = "cpu"
+    trained = models.create_model(c, "cpu")
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.5)
+    path = tmp_path / "checkpoint_3.pth"
+    torch.save(dict(model=trained.state_dict(), step=3), path)
+    fresh = models.create_model(c, "cpu")
+    ema = ExponentialMovingAverage(fresh, 0.999)
+    checkpoint.load_checkpoint(str(path), fresh, ema)
+    ema.copy_to(fresh)
+    for a, b in zip(fresh.state_dict().values(), trained.state_dict().values()):
+        assert torch.equal(a, b)

@@ -20,6 +20,12 @@ class ExponentialMovingAverage:
         self.shadow_params = [p.detach().clone() for _, p in named]
         self.backup = None
 
+    @torch.no_grad()
+    def reset(self, model):
+        """Shadow = the model's current weights, no updates counted (a checkpoint without EMA)."""
+        self.num_updates = 0
+        self.shadow_params = [p.detach().clone() for p in self._trainable(model)]
+
     def _trainable(self, model):
         return [p for p in model.parameters() if p.requires_grad]
 
