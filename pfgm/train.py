@@ -248,6 +248,12 @@ class Trainer:
         if threading_is_main():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 handlers[sig] = signal.signal(sig, self._on_signal)
+        due = self.step > 0 and (self.step % t.snapshot_freq == 0 or self.step == t.n_iters)
+        if due and not os.path.exists(checkpoint.checkpoint_path(self.workdir, self.step)):
+            # resumed at a snapshot step whose numbered checkpoint was lost (a kill during its write)
+            self.save(checkpoint.checkpoint_path(self.workdir, self.step))
+            if main:
+                log.info("step %d: numbered checkpoint was missing; written from the resumed state", self.step)
         bar = run_utils.progress(total=t.n_iters, initial=self.step, desc="train", unit="step", disable=not main or None)
         start, logged_step, last_loss = time.time(), self.step, float("nan")
         try:
@@ -274,14 +280,16 @@ class Trainer:
                     start, logged_step = time.time(), step
                 if main and step % t.eval_freq == 0:
                     log.info("step %d  eval loss (EMA) %.5g", step, self.eval_loss())
-                if step % t.snapshot_freq_for_preemption == 0:
-                    self.save(checkpoint.meta_checkpoint_path(self.workdir))
+                # The numbered checkpoint first: were the meta one written first and the run killed
+                # during the numbered write, resume would start past this step and never write it.
                 if step % t.snapshot_freq == 0 or step == t.n_iters:
                     self.save(checkpoint.checkpoint_path(self.workdir, step))
                     if main and t.snapshot_sampling:
                         folder, nfe = self.snapshot_samples()
                         log.info("step %d  checkpoint saved; samples (NFE %d) in %s", step, nfe, folder)
                     self._barrier()
+                if step % t.snapshot_freq_for_preemption == 0:
+                    self.save(checkpoint.meta_checkpoint_path(self.workdir))
         except Interrupted:
             self.save(checkpoint.meta_checkpoint_path(self.workdir))
             if main:
