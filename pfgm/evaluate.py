@@ -49,7 +49,7 @@ def sample_quality(samples, reference):
     if flat.shape[1] > 64:
         return {}
     gen = torch.Generator().manual_seed(0)
-    n = min(len(flat), 2000)  # MMD is quadratic in n
+    n = min(len(flat), 5000)  # MMD is quadratic in n (5000: ~1 GB, a few seconds)
     return dict(sliced_wasserstein=sample_metrics.sliced_wasserstein(flat, reference.reshape(len(reference), -1),
                                                                      generator=gen),
                 mmd=sample_metrics.mmd_rbf(flat[:n], reference[:n].reshape(n, -1)))

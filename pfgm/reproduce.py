@@ -414,6 +414,13 @@ def _sampler_tag(sampler, n):
     return f"{tag}_n{n}"
 
 
+def _num_samples(row, opts):
+    """Samples of a row: --num_samples, or --toy_num_samples for the toy models (MMD needs thousands)."""
+    if row.model.startswith("toy_") and opts.get("toy_num_samples"):
+        return int(opts["toy_num_samples"])
+    return opts["num_samples"]
+
+
 def _load_model(config, ckpt_path):
     """(the checkpoint's EMA network in eval mode, its device)."""
     from pfgm import checkpoint, run_utils, train
@@ -433,7 +440,7 @@ def _sample(config, ckpt_path, row, opts, log):
     dataset = datasets.get_dataset(config)
     inverse = datasets.inverse_scaler(config)
     method = methods.get_method(config)
-    n = opts["num_samples"]
+    n = _num_samples(row, opts)
     bs = opts.get("batch_size") or n
     sampler = {k: v for k, v in row.sampler.items() if not (k == "method" and k not in config.sampling)}
     gen = torch.Generator(device=device).manual_seed(config.seed)
@@ -549,7 +556,7 @@ def _sample_row(table, row, ctx, log):
                  + (f" (expected checkpoint_{config.training.n_iters}.pth)" if opts["scale"] == "cpu" else ""))
         return dict(result, status="missing checkpoint", note=where)
     step, path = ck
-    n = opts["num_samples"]
+    n = _num_samples(row, opts)
     cache_dir = os.path.join(model_dir, "reproduce")
     tag = f"{_sampler_tag(row.sampler, n)}_step{step}"
     key = dict(checkpoint=os.path.abspath(path), step=step, mtime=os.path.getmtime(path), sampler=row.sampler,
@@ -866,7 +873,8 @@ def plot_sample_grids(table, rows, results, path, per_row=36):
 # ------------------------------------------------------------------------------------------------
 # Entry point.
 
-DEFAULTS = dict(scale="gpu", n_iters=None, toy_n_iters=None, snapshot_every=1000, report=None, num_samples=None, batch_size=None, rk45_tol=1e-3,
+DEFAULTS = dict(scale="gpu", n_iters=None, toy_n_iters=None, toy_num_samples=None, snapshot_every=1000, report=None,
+                num_samples=None, batch_size=None, rk45_tol=1e-3,
                 train=None, device=None, inception_weights="", fid_stats_cifar10="", fid_stats_celeba64="",
                 fid_stats_bedroom="", bpd=False, bpd_num_samples=0, bpd_repeats=None, bpd_tol=1e-5)
 
@@ -898,8 +906,9 @@ def run_table(name, workdir, log=print, digits_metric=None, command=None, **opti
         table = all_tables[n]
         t0 = time.time()
         results = [evaluate_row(table, row, ctx, log) for row in table.rows]
+        per_row = _num_samples(table.rows[0], opts) if table.rows else opts["num_samples"]
         header = [f"Command: `{command}`" if command else "",
-                  f"Scale {scale}; {opts['num_samples']} samples per row"
+                  f"Scale {scale}; {per_row} samples per row"
                   + (f"; RK45 rtol = atol = {opts['rk45_tol']:g}" if scale == "cpu" else "; sampler tolerances "
                      "of each config") + "; NFE = network evaluations per sample (SDE/ODE rows include the "
                   "final denoising step).",

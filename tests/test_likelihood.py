@@ -414,7 +414,6 @@ def test_bad_likelihood_config_names_the_key(key, value):
 def test_pfgm_likelihood_steps_in_log_z_not_z(charges):
     """The sampler's fixed steps are in z; the likelihood's stay in log z, where the divergence of the
     flow (~N / z in z-time near the data) is smooth: there log z is ~10x more accurate."""
-    from pfgm.methods.base import ProbabilityFlow
     field = methods.get_method(pfgm_config(0.4, 50.0)).field_fn(ExactField(charges).double())
     prior = lambda x: mixture_logp(x, charges, 50.0)  # noqa: E731
     x = torch.tensor([[0.5, 0.0, 0.2]], dtype=torch.float64)

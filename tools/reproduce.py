@@ -28,6 +28,7 @@ flags.DEFINE_enum("scale", "gpu", ["gpu", "cpu"], "gpu: the paper's tables; cpu:
 flags.DEFINE_integer("n_iters", None, "cpu: training steps of every digits model (the same for all).")
 flags.DEFINE_integer("toy_n_iters", None, "cpu: training steps of every toy model (default: the config's).")
 flags.DEFINE_integer("num_samples", None, "Samples per row (default 50000 gpu, 500 cpu).")
+flags.DEFINE_integer("toy_num_samples", 5000, "cpu: samples per toy row (MMD's noise falls with n).")
 flags.DEFINE_integer("batch_size", None, "Samples per sampler call (default: all at once).")
 flags.DEFINE_float("rk45_tol", 1e-3, "cpu: RK45 rtol = atol of every method.")
 flags.DEFINE_bool("train", None, "Train missing models (default: yes at cpu scale, no at gpu scale).")
@@ -58,7 +59,8 @@ def main(argv):
     try:
         out = reproduce.run_table(
             argv[1], FLAGS.workdir, command=command, scale=FLAGS.scale, n_iters=FLAGS.n_iters,
-            toy_n_iters=FLAGS.toy_n_iters, num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size,
+            toy_n_iters=FLAGS.toy_n_iters, num_samples=FLAGS.num_samples,
+            toy_num_samples=FLAGS.toy_num_samples, batch_size=FLAGS.batch_size,
             rk45_tol=FLAGS.rk45_tol, train=FLAGS.train, device=FLAGS.device,
             inception_weights=FLAGS.inception_weights, fid_stats_cifar10=FLAGS.fid_stats_cifar10,
             fid_stats_celeba64=FLAGS.fid_stats_celeba64, fid_stats_bedroom=FLAGS.fid_stats_bedroom,
