@@ -14,10 +14,12 @@ def get_default_configs():
     training.sde = "poisson"
     training.batch_size = 1024          # B_L: the charges that define the field target
     training.small_batch_size = 256     # B: the points trained on per step
-    training.n_iters = 4000
+    # 10000 steps: MMD 0.0022 against held-out data (5000 samples) where 4000 gave 0.0030; the
+    # quick start still ends in under 3 minutes on 2 cores (README, "The toy main job").
+    training.n_iters = 10000
     training.log_freq = 100
     training.eval_freq = 1000
-    training.snapshot_freq = 2000
+    training.snapshot_freq = 5000
     training.snapshot_freq_for_preemption = 1000
     training.snapshot_sampling = True
     training.snapshot_num_samples = 2000

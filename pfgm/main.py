@@ -19,14 +19,15 @@ flags.mark_flags_as_required(["config", "workdir", "mode"])
 
 def main(argv):
     del argv
-    from pfgm import checkpoint, config_checks, datasets, evaluate, train
+    from pfgm import checkpoint, config_checks, datasets, evaluate, run_utils, train
 
     try:
         if FLAGS.mode == "train":
             train.train(FLAGS.config, FLAGS.workdir)
         else:
             evaluate.evaluate(FLAGS.config, FLAGS.workdir, FLAGS.eval_folder)
-    except (config_checks.ConfigError, datasets.DataError, checkpoint.CheckpointError, FloatingPointError) as e:
+    except (config_checks.ConfigError, datasets.DataError, checkpoint.CheckpointError, FloatingPointError,
+            run_utils.WorkdirBusy) as e:
         print(f"pfgm: error: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -64,6 +64,34 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
+class WorkdirBusy(RuntimeError):
+    """Another training run holds the workdir."""
+
+
+def lock_workdir(workdir):
+    """Take an exclusive lock on workdir/.lock, or raise WorkdirBusy naming the holder. Returns the
+    open lock file: closing it (or the process ending in any way, SIGKILL included) releases it."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): run unlocked
+        return None
+    os.makedirs(workdir, exist_ok=True)
+    f = open(os.path.join(workdir, ".lock"), "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "pid unknown"
+        f.close()
+        raise WorkdirBusy(f"workdir {workdir!r} is in use by another training run ({holder}); wait for it to "
+                          "end or choose another --workdir (evaluating beside it is fine)") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}\n")
+    f.flush()
+    return f
+
+
 # -- distributed ----------------------------------------------------------------------------
 
 def dist_env():

@@ -225,9 +225,17 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------
     def run(self):
+        main = self.rank == 0
+        lock = run_utils.lock_workdir(self.workdir) if main else None  # before anything is written
+        try:
+            return self._run(main)
+        finally:
+            if lock is not None:
+                lock.close()
+
+    def _run(self, main):
         cfg, t = self.config, self.config.training
         max_bad = t.get("max_nonfinite_steps", 20)
-        main = self.rank == 0
         if main:
             os.makedirs(os.path.join(self.workdir, "checkpoints"), exist_ok=True)
             self.log = run_utils.setup_logging(os.path.join(self.workdir, "log.txt"))

@@ -210,3 +210,20 @@ def test_a_kill_during_any_checkpoint_write_loses_nothing(tmp_path, monkeypatch,
     for step in (30, 60):
         assert_same_state(torch.load(ref / f"checkpoints/checkpoint_{step}.pth", weights_only=True),
                           torch.load(work / f"checkpoints/checkpoint_{step}.pth", weights_only=True))
+
+
+def test_a_second_training_on_a_busy_workdir_is_refused_at_once(tmp_path):
+    """Two trainings would interleave loss.csv and leave a config.json describing the other's
+    checkpoints. The lock is the OS's (flock): released even when its holder is SIGKILLed."""
+    from pfgm import run_utils
+    work = tmp_path / "run"
+    held = run_utils.lock_workdir(str(work))
+    try:
+        p = start(work)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 2 and "in use by another training run" in err and str(work) in err, err
+        assert not (work / "config.json").exists() and not (work / "loss.csv").exists()
+    finally:
+        held.close()
+    p = start(work, "--config.training.n_iters=3")
+    assert p.wait(timeout=120) == 0, p.stderr.read()
