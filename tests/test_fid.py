@@ -23,7 +23,7 @@ from pfgm.evaluation import fid
 from pfgm.evaluation import inception
 
 REPO = Path(__file__).resolve().parent.parent
-STATE_DICT_JSON = Path("/work/shared/reference/fid-inception-state-dict.json")
+STATE_DICT_JSON = Path(__file__).resolve().parent / "data" / "fid-inception-state-dict.json"
 
 
 def _trace_sqrt_product(s1, s2):
@@ -208,8 +208,8 @@ def test_state_dict_matches_pytorch_fid_file(random_inception):
                         ("Mixed_7c.branch3x3dbl_3b.conv.weight", [384, 384, 3, 1]),
                         ("Mixed_7c.branch_pool.bn.running_var", [192])]:
         assert shapes[name] == shape
-    if STATE_DICT_JSON.is_file():  # the full name -> shape listing of the weights file
-        assert shapes == json.loads(STATE_DICT_JSON.read_text())
+    # the full name -> shape listing of pytorch-fid's weights file
+    assert shapes == json.loads(STATE_DICT_JSON.read_text())
 
 
 def test_forward_shapes(random_inception):
