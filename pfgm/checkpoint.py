@@ -60,6 +60,11 @@ def read_checkpoint(path, map_location="cpu"):
         raise CheckpointError(f"checkpoint {path!r} is unreadable ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path!r} is not a pfgm/score_sde checkpoint (no 'model' entry)")
+    step = state.get("step")
+    if isinstance(step, torch.Tensor) and step.numel() == 1 and not step.is_floating_point():
+        step = state["step"] = int(step)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"checkpoint {path!r}: 'step' must be a non-negative integer, got {step!r}")
     return state
 
 

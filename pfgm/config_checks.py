@@ -107,6 +107,14 @@ def validate(config, mode="train"):
         for v in values:
             if isinstance(v, float) and math.isnan(v):
                 raise ConfigError(f"{key}: NaN is not a valid value")
+    device = _get(config, "device")
+    try:
+        if not isinstance(device, str):
+            raise TypeError
+        import torch
+        torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"device: {device!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'") from None
     sde = _choice(config, "training.sde", methods.method_names())
     _choice(config, "model.name", models.model_names())
     dataset = _choice(config, "data.dataset", datasets.dataset_names())

@@ -4,6 +4,7 @@
   python -m pfgm.main --config configs/poisson/toy2d.py --workdir runs/toy2d --mode eval \
       --config.sampling.ode_solver=euler --config.sampling.N=50
 """
+import os
 import sys
 
 from absl import app, flags
@@ -17,10 +18,29 @@ flags.DEFINE_string("eval_folder", "eval", "Subfolder of the workdir for evaluat
 flags.mark_flags_as_required(["config", "workdir", "mode"])
 
 
+def _fail(message):
+    print(f"pfgm: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_workdir(workdir, mode):
+    """A clear error, before any work, for a --workdir that cannot serve (a file, unwritable, missing)."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        _fail(f"--workdir {workdir!r} is a file, not a folder")
+    if mode == "eval" and not os.path.isdir(workdir):
+        _fail(f"--workdir {workdir!r} does not exist: train first (--mode train)")
+    probe = workdir
+    while not os.path.exists(probe):  # the nearest existing parent must let us create the folder
+        probe = os.path.dirname(os.path.abspath(probe))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        _fail(f"--workdir {workdir!r}: {probe!r} is not writable")
+
+
 def main(argv):
     del argv
     from pfgm import checkpoint, config_checks, datasets, evaluate, run_utils, train
 
+    check_workdir(FLAGS.workdir, FLAGS.mode)
     try:
         if FLAGS.mode == "train":
             train.train(FLAGS.config, FLAGS.workdir)
@@ -28,17 +48,17 @@ def main(argv):
             evaluate.evaluate(FLAGS.config, FLAGS.workdir, FLAGS.eval_folder)
     except (config_checks.ConfigError, datasets.DataError, checkpoint.CheckpointError, FloatingPointError,
             run_utils.WorkdirBusy) as e:
-        print(f"pfgm: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _fail(e)
 
 
 def parse_flags(argv):
     """absl's parser, with a bad `--config.key=value` reported as one line instead of a traceback."""
     try:
-        return FLAGS(argv)
-    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
-        print(f"pfgm: error: bad flag in {' '.join(argv[1:])!r}: {type(e).__name__}: {e}", file=sys.stderr)
-        sys.exit(2)
+        args = FLAGS(argv)
+        FLAGS.config.keys()  # ml_collections reports a missing or broken config file only on first use
+        return args
+    except Exception as e:  # noqa: BLE001 - any failure to read the flags or the config file is a usage error
+        _fail(f"bad flag or config file in {' '.join(argv[1:])!r}: {type(e).__name__}: {str(e).strip()}")
 
 
 def run():

@@ -149,3 +149,39 @@ def test_corrupt_checkpoint_is_named(tmp_path):
 
 def test_validate_accepts_the_shipped_toy_config():
     config_checks.validate(toy2d.get_config())
+
+
+@pytest.mark.parametrize("case", ["workdir_is_a_file", "missing_config", "config_syntax_error", "bad_device",
+                                  "wrong_data_shape", "eval_without_workdir"])
+def test_bad_invocations_give_one_line_errors_and_write_nothing(tmp_path, case):
+    afile, work = tmp_path / "afile", tmp_path / "run"
+    afile.write_text("x")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(:\n")
+    args = {"workdir_is_a_file": ["--config", "configs/poisson/toy2d.py", "--workdir", str(afile), "--mode", "train"],
+            "missing_config": ["--config", str(tmp_path / "nope.py"), "--workdir", str(work), "--mode", "train"],
+            "config_syntax_error": ["--config", str(broken), "--workdir", str(work), "--mode", "train"],
+            "bad_device": ["--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode", "train",
+                           "--config.device=foo"],
+            "wrong_data_shape": ["--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode", "train",
+                                 "--config.data.shape=(3,)"],
+            "eval_without_workdir": ["--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode",
+                                     "eval"]}[case]
+    r = cli(*args)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("pfgm: error: ") and "Traceback" not in r.stderr, r.stderr
+    assert not work.exists() and afile.read_text() == "x"
+
+
+@pytest.mark.parametrize("step", ["missing", "a string", -3, 2.5])
+def test_a_checkpoint_with_a_bad_step_is_refused_by_name(tmp_path, step):
+    import torch
+
+    from pfgm import checkpoint
+    state = dict(model={"w": torch.zeros(1)})
+    if step != "missing":
+        state["step"] = step
+    path = tmp_path / "checkpoint_5.pth"
+    torch.save(state, path)
+    with pytest.raises(checkpoint.CheckpointError, match="'step' must be a non-negative integer"):
+        checkpoint.read_checkpoint(str(path))

@@ -89,6 +89,10 @@ class PointsDataset:
 
 
 def make(config):
+    shape = tuple(config.data.get("shape", ToyDataset.shape))
+    if shape != ToyDataset.shape:
+        raise DataError(f"data.shape: the {config.data.dataset!r} density is 2-D, so data.shape must be (2,); "
+                        f"got {shape}")
     return ToyDataset(TOYS[config.data.dataset], config.data.dataset)
 
 
