@@ -15,6 +15,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, or made for another network. Names the path."""
 
 
+class CheckpointCorrupt(CheckpointError):
+    """A checkpoint that is positively damaged (truncated, garbage, not a checkpoint, refused by the safe
+    loader): resume may name it and skip it. Any other failure to read (EACCES, EIO) stops the run."""
+
+
 def atomic_save(obj, path):
     """torch.save to `path` through a temporary file in the same folder, fsynced and renamed."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -56,15 +61,18 @@ def read_checkpoint(path, map_location="cpu"):
         # weights_only: checkpoints come from strangers, and unpickling arbitrary objects runs code.
         # Ours and the original's hold only tensors, numbers, strings, lists and dicts.
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as e:  # permissions, I/O: the file may be fine, so never treat it as corrupt
+        raise CheckpointError(f"checkpoint {path!r} cannot be read ({type(e).__name__}: {e}); fix the file's "
+                              "permissions or the disk and run again (nothing was skipped or overwritten)") from e
     except Exception as e:  # truncated zip, pickle garbage, a pickle that asks for code, ...
-        raise CheckpointError(f"checkpoint {path!r} is unreadable ({type(e).__name__}: {e})") from e
+        raise CheckpointCorrupt(f"checkpoint {path!r} is unreadable ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"checkpoint {path!r} is not a pfgm/score_sde checkpoint (no 'model' entry)")
+        raise CheckpointCorrupt(f"checkpoint {path!r} is not a pfgm/score_sde checkpoint (no 'model' entry)")
     step = state.get("step")
     if isinstance(step, torch.Tensor) and step.numel() == 1 and not step.is_floating_point():
         step = state["step"] = int(step)
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise CheckpointError(f"checkpoint {path!r}: 'step' must be a non-negative integer, got {step!r}")
+        raise CheckpointCorrupt(f"checkpoint {path!r}: 'step' must be a non-negative integer, got {step!r}")
     return state
 
 

@@ -106,9 +106,10 @@ class Trainer:
         self._stop = False
 
     def _resume(self):
-        """Load the newest readable checkpoint (meta or numbered); skip and name unreadable ones.
+        """Load the newest readable checkpoint (meta or numbered); skip and name corrupt ones.
 
-        A readable checkpoint of another network is an error, not something to skip.
+        A checkpoint that cannot be read for another reason (permissions, I/O) or that is of another
+        network is an error, not something to skip: skipping it could let an older state overwrite it.
         """
         candidates = [(s, p) for s, p in checkpoint.list_checkpoints(self.workdir)]
         meta = checkpoint.meta_checkpoint_path(self.workdir)
@@ -118,7 +119,7 @@ class Trainer:
         for step, path in candidates:
             try:
                 state = checkpoint.read_checkpoint(path, map_location="cpu")
-            except checkpoint.CheckpointError as e:
+            except checkpoint.CheckpointCorrupt as e:
                 self.log.warning("skipping %s", e)
                 continue
             states.append((int(state.get("step", -1)), path != meta, path, state))

@@ -227,3 +227,24 @@ def test_a_second_training_on_a_busy_workdir_is_refused_at_once(tmp_path):
         held.close()
     p = start(work, "--config.training.n_iters=3")
     assert p.wait(timeout=120) == 0, p.stderr.read()
+
+
+def test_an_unreadable_checkpoint_stops_resume_instead_of_being_skipped(tmp_path, monkeypatch):
+    """EACCES is not corruption: resuming from an older state would overwrite newer checkpoints."""
+    work = tmp_path / "run"
+    train.train(tiny_config(), str(work))
+    before = {p.name: p.read_bytes() for p in (work / "checkpoints").iterdir()}
+    meta_before = (work / "checkpoints-meta" / "checkpoint.pth").read_bytes()
+    real_load = torch.load
+
+    def denied(path, *a, **k):
+        if "checkpoint" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_load(path, *a, **k)
+
+    monkeypatch.setattr(torch, "load", denied)
+    with pytest.raises(checkpoint.CheckpointError, match="cannot be read.*Permission denied"):
+        train.train(tiny_config(n_iters=90), str(work))
+    monkeypatch.setattr(torch, "load", real_load)
+    assert {p.name: p.read_bytes() for p in (work / "checkpoints").iterdir()} == before
+    assert (work / "checkpoints-meta" / "checkpoint.pth").read_bytes() == meta_before
