@@ -192,6 +192,11 @@ class Trainer:
 
     # -- outputs (rank 0) -----------------------------------------------------------------
     def save(self, path):
+        if self.nonfinite_in_row:
+            # The state of a non-finite streak may be the exploded one that caused it: keep the last
+            # checkpoints written before the streak as the ones to resume from.
+            self.log.warning("step %d: %s not written during a non-finite streak", self.step, path)
+            return
         if self.rank == 0:
             checkpoint.save_checkpoint(path, self.model, self.ema, self.optimizer, self.step,
                                        nonfinite_total=self.nonfinite_total)

@@ -248,3 +248,24 @@ def test_an_unreadable_checkpoint_stops_resume_instead_of_being_skipped(tmp_path
     monkeypatch.setattr(torch, "load", real_load)
     assert {p.name: p.read_bytes() for p in (work / "checkpoints").iterdir()} == before
     assert (work / "checkpoints-meta" / "checkpoint.pth").read_bytes() == meta_before
+
+
+def test_no_checkpoint_is_written_during_a_nonfinite_streak(tmp_path):
+    """Steps 10-12 are non-finite and step 10 is a meta step: the meta checkpoint stays at step 5, the
+    last state before the streak, so a resume with a saner setting starts from it."""
+    work = str(tmp_path / "run")
+    c = tiny_config(40)
+    c.training.max_nonfinite_steps = 3
+    t = train.Trainer(c, work)
+    real_loss = t.method.loss
+
+    def loss(model, batch, generator=None, shard=None):
+        value = real_loss(model, batch, generator=generator, shard=shard)
+        return value * float("nan") if t.step in (9, 10, 11) else value
+
+    t.method.loss = loss
+    with pytest.raises(FloatingPointError, match="max_nonfinite_steps"):
+        t.run()
+    assert t.step == 12
+    assert checkpoint.read_checkpoint(checkpoint.meta_checkpoint_path(work))["step"] == 5
+    assert train.Trainer(tiny_config(40), work).step == 5
