@@ -11,7 +11,7 @@ import numpy as np
 import scipy.integrate
 import torch
 
-from pfgm import poisson
+from pfgm import poisson, run_utils
 
 __all__ = ["SOLVERS", "SPACINGS", "euler", "heun", "rk45", "time_grid", "odeint", "in_log_time", "backward_ode",
            "pfgm_drift", "NonFiniteError", "TooManySteps"]
@@ -103,8 +103,10 @@ def odeint(drift, x, t_start, t_end, *, solver="rk45", steps=100, rtol=1e-4, ato
         raise ValueError(f"unknown grid spacing {spacing!r}; choose one of {list(SPACINGS)}")
     if callback is not None and solver == "rk45":
         raise ValueError("callback: only the fixed-step solvers ('euler', 'heun') report their states")
-    f = _guarded(drift, max_nfe)
-    with torch.no_grad():
+    # a progress display (off when stderr is not a terminal): an undertrained network can need
+    # thousands of evaluations, which should not pass in silence
+    with run_utils.progress(total=100, desc=f"ODE ({solver})", unit="%", leave=False) as bar, torch.no_grad():
+        f = _guarded(drift, max_nfe, bar, (t_start, t_end, math.log if spacing == "log" else float))
         if solver == "rk45":
             if spacing == "log":
                 return rk45(in_log_time(f), x, math.log(t_start), math.log(t_end), rtol=rtol, atol=atol)
@@ -130,12 +132,19 @@ class TooManySteps(RuntimeError):
     """A solve went past its bound on drift evaluations (`max_nfe`)."""
 
 
-def _guarded(drift, max_nfe=None):
-    """drift, raising NonFiniteError on a non-finite value and TooManySteps past max_nfe calls."""
+def _guarded(drift, max_nfe=None, bar=None, span=None):
+    """drift, raising NonFiniteError on a non-finite value and TooManySteps past max_nfe calls; `bar`
+    (a tqdm bar of total 100) shows the share of the time span (t_start, t_end, warp) done and the NFE,
+    measured in warp(t)."""
     calls = [0]
 
     def f(x, t):
         calls[0] += 1
+        if bar is not None:
+            a, b, warp = span
+            done = int(100 * min(1.0, abs(warp(t) - warp(a)) / abs(warp(b) - warp(a))))
+            bar.update(max(0, done - bar.n))
+            bar.set_postfix(nfe=calls[0], refresh=False)
         if max_nfe and calls[0] > max_nfe:
             raise TooManySteps(f"the ODE solve passed {max_nfe} drift evaluations (sampling.max_nfe) at "
                                f"t = {t:.6g}: the network's field is probably far from trained; raise "
