@@ -5,10 +5,17 @@
       --config.sampling.ode_solver=euler --config.sampling.N=50
 """
 import os
+import signal
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+from pfgm import stop
+
+if __name__ == "__main__" and ("train" in sys.argv or "--mode=train" in sys.argv):
+    for _sig in (signal.SIGTERM, signal.SIGINT):  # before the slow imports below
+        signal.signal(_sig, stop.request)
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training/evaluation config file.", lock_config=True)
@@ -38,9 +45,12 @@ def check_workdir(workdir, mode):
 
 def main(argv):
     del argv
-    from pfgm import checkpoint, config_checks, datasets, evaluate, run_utils, train
+    from pfgm import checkpoint, config_checks, datasets, evaluate, train
 
     check_workdir(FLAGS.workdir, FLAGS.mode)
+    folder = os.path.normpath(FLAGS.eval_folder)
+    if os.path.isabs(folder) or folder == ".." or folder.startswith(".." + os.sep):
+        _fail(f"--eval_folder {FLAGS.eval_folder!r} must be a folder inside --workdir (a relative path)")
     try:
         if FLAGS.mode == "train":
             train.train(FLAGS.config, FLAGS.workdir)
@@ -62,6 +72,10 @@ def parse_flags(argv):
 
 
 def run():
+    if "train" in sys.argv or "--mode=train" in sys.argv:
+        # a SIGTERM or Ctrl-C during start-up ends the run cleanly at its first step (exit 0)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, stop.request)
     app.run(main, flags_parser=parse_flags)
 
 

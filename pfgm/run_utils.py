@@ -64,6 +64,27 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
+def stop_requested():
+    """A SIGTERM / Ctrl-C arrived during start-up (`pfgm.stop`)."""
+    from pfgm import stop
+    return bool(stop.REQUESTED)
+
+
+def remove_orphan_temporaries(workdir):
+    """Delete the temporary files of checkpoint writes killed before their rename. Call it only while
+    holding the workdir lock: then no other writer can own them. Returns the paths removed."""
+    removed = []
+    for sub in ("checkpoints", "checkpoints-meta"):
+        folder = os.path.join(workdir, sub)
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            if name.startswith(".checkpoint") and ".pth.tmp" in name:
+                os.remove(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+    return removed
+
+
 class WorkdirBusy(RuntimeError):
     """Another training run holds the workdir."""
 

@@ -223,6 +223,7 @@ class Trainer:
         self._stop = True
 
     def _should_stop(self):
+        self._stop = self._stop or run_utils.stop_requested()
         if self.world == 1:
             return self._stop
         flag = torch.tensor([float(self._stop)], device=self.device)
@@ -245,6 +246,8 @@ class Trainer:
         if main:
             os.makedirs(os.path.join(self.workdir, "checkpoints"), exist_ok=True)
             self.log = run_utils.setup_logging(os.path.join(self.workdir, "log.txt"))
+            for path in run_utils.remove_orphan_temporaries(self.workdir):
+                self.log.info("removed %s, left by a checkpoint write that was killed", path)
             with open(os.path.join(self.workdir, "config.json"), "w") as f:
                 f.write(cfg.to_json_best_effort(indent=2))
         log = self.log

@@ -185,3 +185,11 @@ def test_a_checkpoint_with_a_bad_step_is_refused_by_name(tmp_path, step):
     torch.save(state, path)
     with pytest.raises(checkpoint.CheckpointError, match="'step' must be a non-negative integer"):
         checkpoint.read_checkpoint(str(path))
+
+
+@pytest.mark.parametrize("folder", ["../outside", "/tmp/abs", "a/../../x"])
+def test_eval_folder_must_stay_inside_the_workdir(tmp_path, folder):
+    work = tmp_path / "run"
+    work.mkdir()
+    r = cli("--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode", "eval", "--eval_folder", folder)
+    assert r.returncode == 2 and "--eval_folder" in r.stderr, r.stderr

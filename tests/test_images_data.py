@@ -506,3 +506,15 @@ def test_digits_configs_share_the_small_unet():
     assert p.training.M == h["M"]
     assert p.sampling.z_max == pytest.approx(h["z_max"], rel=1e-3)
     assert p.sampling.upper_norm == pytest.approx(h["upper_norm"], rel=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["complex", "beyond_float32"])
+def test_points_files_with_unusable_numbers_are_refused(tmp_path, kind):
+    from pfgm import datasets
+    from pfgm.datasets import toy
+    arr = np.ones((20, 2))
+    arr = arr + 1j * arr if kind == "complex" else arr * 1e300
+    path = tmp_path / "points.npy"
+    np.save(path, arr)
+    with pytest.raises(datasets.DataError, match="complex" if kind == "complex" else "float32"):
+        toy.read_points(str(path))

@@ -269,3 +269,24 @@ def test_no_checkpoint_is_written_during_a_nonfinite_streak(tmp_path):
     assert t.step == 12
     assert checkpoint.read_checkpoint(checkpoint.meta_checkpoint_path(work))["step"] == 5
     assert train.Trainer(tiny_config(40), work).step == 5
+
+
+def test_sigterm_during_start_up_exits_cleanly(tmp_path):
+    work = tmp_path / "run"
+    p = start(work)
+    time.sleep(0.5)  # still importing torch / building the run
+    assert logged_step(work) == 0
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+
+
+def test_orphan_temporaries_of_killed_writes_are_removed(tmp_path):
+    work = tmp_path / "run"
+    train.train(tiny_config(5), str(work))
+    orphan = work / "checkpoints" / ".checkpoint_30.pth.tmp12345"
+    orphan.write_bytes(b"half a checkpoint")
+    keep = work / "checkpoints" / "notes.txt"
+    keep.write_text("mine")
+    train.train(tiny_config(10), str(work))
+    assert not orphan.exists() and keep.exists()

@@ -111,9 +111,15 @@ def read_points(path):
         raise DataError(f"data.path: cannot read points from {path!r}: {e}") from e
     if arr.ndim != 2 or len(arr) < 10 or not np.issubdtype(arr.dtype, np.number):
         raise DataError(f"data.path: {path!r} must hold a numeric (n >= 10, d) array, got shape {arr.shape}")
+    if np.iscomplexobj(arr):
+        raise DataError(f"data.path: {path!r} holds complex numbers ({arr.dtype}); points must be real")
     if not np.isfinite(arr).all():
         raise DataError(f"data.path: {path!r} contains NaN or infinite values")
-    return torch.as_tensor(arr, dtype=torch.float32)
+    with np.errstate(over="ignore"):
+        arr32 = arr.astype(np.float32)
+    if not np.isfinite(arr32).all():
+        raise DataError(f"data.path: {path!r} holds values beyond float32's range (|x| > 3.4e38)")
+    return torch.as_tensor(arr32)
 
 
 def load_points(config):
