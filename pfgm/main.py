@@ -45,7 +45,7 @@ def check_workdir(workdir, mode):
 
 def main(argv):
     del argv
-    from pfgm import checkpoint, config_checks, datasets, evaluate, train
+    from pfgm import checkpoint, config_checks, datasets, evaluate, run_utils, train
 
     check_workdir(FLAGS.workdir, FLAGS.mode)
     folder = os.path.normpath(FLAGS.eval_folder)
