@@ -19,7 +19,7 @@ def get_config():
     config.model.sigma_end = 0.01
 
     sampling = config.sampling
-    sampling.ode_solver = "rk45"       # ~200 NFE at rtol = atol = 1e-4 (docs/compare_toy.md)
+    sampling.ode_solver = "rk45"       # ~140 NFE at rtol = atol = 1e-4 (docs/reproduce_cpu.md, toy table)
     sampling.N = 50                    # steps when ode_solver is 'euler' or 'heun'
     sampling.z_max = 20.0
     sampling.z_min = 1e-2

@@ -18,6 +18,9 @@ class ProbabilityFlow(NamedTuple):
 class Method(abc.ABC):
     """A generative method: its loss on a data batch and its sampler from the prior."""
 
+    time_name = "t"          # what the sampler's ODE time is called (PFGM: z)
+    sampling_defaults = {}   # values of the sampler's keys that a config may leave out
+
     def __init__(self, config):
         self.config = config
 
@@ -66,8 +69,6 @@ class Method(abc.ABC):
         size = n // world
         return slice(rank * size, (rank + 1) * size)
 
-    time_name = "t"
-
     @staticmethod
     def _recorder():
         times, states = [], []
@@ -77,9 +78,6 @@ class Method(abc.ABC):
             states.append(x.detach().cpu())
 
         return times, states, record
-
-    # Values of the sampler's keys that a config may leave out.
-    sampling_defaults = {}
 
     def sampling_options(self, overrides):
         """config.sampling over `sampling_defaults`, then `overrides` (any key of either)."""
