@@ -58,7 +58,7 @@ def test_toy_table_trains_evaluates_and_resumes(tmp_path):
     assert md.strip() in page and "![toy_cpu_samples](study_toy_cpu_samples.png)" in page
     assert (tmp_path / "docs" / "study_toy_cpu_quality_vs_steps.png").exists()
     rows = reproduce.tables("cpu")["toy"].rows
-    assert len(results) == len(rows) == 33  # 3 methods x (RK45, Euler, Heun x 4) + PC x 6
+    assert len(results) == len(rows) == 31  # 3 methods x (RK45, Euler, Heun x 4) + PC x 4
     assert all(r["status"] == "computed" for r in results), [r.get("note") for r in results]
     table = _csv(tmp_path / "toy_cpu.csv")
     assert [r["row_id"] for r in table] == [r.name for r in rows]
