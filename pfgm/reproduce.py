@@ -749,17 +749,7 @@ def plot_quality_vs_nfe(table, rows, results, path, metric_name=None):
         style = styles.get(series, "^:" if "langevin" in series else "v:" if "euler_maruyama" in series else "D:")
         ax.plot([a for a, _ in p], [b for _, b in p], style, color=colors[model], ms=12 if series == "RK45" else 5,
                 label=f"{model} {series}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("NFE")
-    ax.set_ylabel(("MMD" if table.kind == "toy" else metric_name or "FID") + " (lower is better)")
-    ax.set_title(table.title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_plot(fig, ax, table, path, "NFE", _quality_name(table, metric_name), fontsize=6, ncol=2)
 
 
 def _pyplot():
@@ -771,6 +761,26 @@ def _pyplot():
 
 def _quality(table, r):
     return (r.get("metrics") or {}).get("mmd" if table.kind == "toy" else "fid")
+
+
+def _quality_name(table, metric_name=None):
+    return "MMD" if table.kind == "toy" else metric_name or "FID"
+
+
+def _finish_plot(fig, ax, table, path, xlabel, ylabel, xlog=True, **legend):
+    """Axes, labels, title, grid and legend shared by the study's line plots; saves to path."""
+    if xlog:
+        ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel + " (lower is better)")
+    ax.set_title(table.title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(**legend)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
 
 
 def plot_quality_vs_steps(table, rows, results, path, metric_name=None):
@@ -797,17 +807,7 @@ def plot_quality_vs_steps(table, rows, results, path, metric_name=None):
     for model, v in rk.items():
         if model in colors:
             ax.axhline(v, color=colors[model], lw=0.8, alpha=0.6, ls=":", label=f"{model} RK45")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("steps N")
-    ax.set_ylabel(("MMD" if table.kind == "toy" else metric_name or "FID") + " (lower is better)")
-    ax.set_title(table.title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_plot(fig, ax, table, path, "steps N", _quality_name(table, metric_name), fontsize=7)
 
 
 def plot_convergence(table, rows, results, path, metric_name=None):
@@ -823,16 +823,8 @@ def plot_convergence(table, rows, results, path, metric_name=None):
     for i, (model, pts) in enumerate(lines.items()):
         pts.sort()
         ax.plot([a for a, _ in pts], [b for _, b in pts], "o-", color=f"C{i}", label=model)
-    ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel((metric_name or "FID") + ", RK45 (lower is better)")
-    ax.set_title(table.title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_plot(fig, ax, table, path, "training step", (metric_name or "FID") + ", RK45", xlog=False,
+                        fontsize=7)
 
 
 def plot_sample_grids(table, rows, results, path, per_row=36):
