@@ -10,9 +10,16 @@ import sys
 
 from pfgm import stop
 
-if __name__ == "__main__" and ("train" in sys.argv or "--mode=train" in sys.argv):
-    for _sig in (signal.SIGTERM, signal.SIGINT):  # before the slow imports below
-        signal.signal(_sig, stop.request)
+
+def _note_stop_signals_during_start_up():
+    """A SIGTERM or Ctrl-C during a training's start-up ends the run cleanly at its first step (exit 0)."""
+    if "train" in sys.argv or "--mode=train" in sys.argv:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, stop.request)
+
+
+if __name__ == "__main__":
+    _note_stop_signals_during_start_up()  # before the slow imports below
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
@@ -72,10 +79,7 @@ def parse_flags(argv):
 
 
 def run():
-    if "train" in sys.argv or "--mode=train" in sys.argv:
-        # a SIGTERM or Ctrl-C during start-up ends the run cleanly at its first step (exit 0)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, stop.request)
+    _note_stop_signals_during_start_up()  # the console script `pfgm` enters here
     app.run(main, flags_parser=parse_flags)
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pfgm import stop
+
 LOGGER_NAME = "pfgm"
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the config files import `configs.default_*`
 
@@ -66,7 +68,6 @@ def progress(iterable=None, **kwargs):
 
 def stop_requested():
     """A SIGTERM / Ctrl-C arrived during start-up (`pfgm.stop`)."""
-    from pfgm import stop
     return bool(stop.REQUESTED)
 
 
