@@ -1,7 +1,8 @@
 """Checkpoints in the original layout: a dict with `model`, `ema`, `optimizer` and `step`.
 
-Writes are atomic (temporary file, fsync, rename), so a crash never leaves a half-written
-checkpoint under a real name. Reading accepts the `module.` prefix that nn.DataParallel adds.
+Writing (atomic: a crash never leaves a half-written checkpoint under a real name), reading (never
+runs code: `weights_only`), choosing the one to resume from, and loading a checkpoint's EMA network
+for sampling. Reading accepts the `module.` prefix that nn.DataParallel adds.
 """
 import glob
 import logging
@@ -9,6 +10,8 @@ import os
 import re
 
 import torch
+
+from pfgm import files
 
 
 class CheckpointError(ValueError):
@@ -21,24 +24,8 @@ class CheckpointCorrupt(CheckpointError):
 
 
 def atomic_save(obj, path):
-    """torch.save to `path` through a temporary file in the same folder, fsynced and renamed."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """torch.save to `path` atomically and durably (pfgm.files.atomic_write)."""
+    files.atomic_write(path, lambda tmp: torch.save(obj, tmp), durable=True)
 
 
 def save_checkpoint(path, model, ema, optimizer, step, **extra):
@@ -136,3 +123,46 @@ def list_checkpoints(workdir):
         if m:
             found.append((int(m.group(1)), p))
     return sorted(found)
+
+
+def meta_and_numbered(workdir):
+    """[(step or None, path)]: the numbered checkpoints, oldest first, then the meta one if present."""
+    found = list_checkpoints(workdir)
+    meta = meta_checkpoint_path(workdir)
+    return found + ([(None, meta)] if os.path.exists(meta) else [])
+
+
+def newest_readable(workdir, log=None):
+    """(path, state) of the checkpoint to resume from: the highest step among the readable ones, the
+    numbered one winning a tie with the meta one; (None, None) when there is none.
+
+    A corrupt file is named (log.warning) and skipped. Any other failure to read (permissions, I/O)
+    raises: skipping it could let an older state overwrite it.
+    """
+    meta = meta_checkpoint_path(workdir)
+    states = []
+    for _, path in meta_and_numbered(workdir):
+        try:
+            state = read_checkpoint(path, map_location="cpu")
+        except CheckpointCorrupt as e:
+            (log or logging.getLogger("pfgm")).warning("skipping %s", e)
+            continue
+        states.append((int(state.get("step", -1)), path != meta, path, state))
+    if not states:
+        return None, None
+    _, _, path, state = max(states, key=lambda s: (s[0], s[1]))
+    return path, state
+
+
+def load_ema_model(config, path, device=None):
+    """The network of `config` with the EMA weights of checkpoint `path`, in eval mode, on `device`
+    (default config.device): what sampling and evaluation use."""
+    from pfgm import models, run_utils
+    from pfgm.models.ema import ExponentialMovingAverage
+
+    device = run_utils.resolve_device(config.device) if device is None else device
+    model = models.build(config, device)
+    ema = ExponentialMovingAverage(model, config.model.ema_rate)
+    load_checkpoint(path, model, ema, map_location=device)
+    ema.copy_to(model)
+    return model.eval()

@@ -2,6 +2,9 @@
 import abc
 from typing import Callable, NamedTuple
 
+import numpy as np
+import torch
+
 
 class ProbabilityFlow(NamedTuple):
     """A method's deterministic map between data and prior, for likelihoods.
@@ -44,6 +47,25 @@ class Method(abc.ABC):
 
         `overrides` replace `config.sampling` entries for this call (e.g. ode_solver='euler', N=20).
         """
+
+    def sample_in_batches(self, model, n, shape, batch_size=None, *, generator=None, device=None,
+                          convert=None, on_batch=None, **overrides):
+        """n samples drawn `batch_size` at a time (default all at once), the generator running on from
+        batch to batch. convert(x) maps each batch as it comes (default: float32 numpy on the CPU);
+        on_batch(done, nfe) reports progress. Returns (the converted batches concatenated, [nfe per batch])."""
+        convert = convert or (lambda x: x.float().cpu().numpy())
+        batch_size = batch_size or n
+        parts, nfes, done = [], [], 0
+        while done < n:
+            k = min(batch_size, n - done)
+            with torch.no_grad():
+                x, nfe = self.sample(model, k, shape, generator=generator, device=device, **overrides)
+            parts.append(convert(x))
+            nfes.append(nfe)
+            done += k
+            if on_batch is not None:
+                on_batch(done, nfe)
+        return np.concatenate(parts), nfes
 
     @abc.abstractmethod
     def trajectory(self, model, x, steps=100):

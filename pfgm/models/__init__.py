@@ -1,4 +1,4 @@
-"""Networks. `create_model(config)` builds the one named by `config.model.name`.
+"""Networks. `build(config)` builds the one named by `config.model.name`.
 
 Convention: a network is called as `model(x, cond)`. For PFGM (`config.training.sde == 'poisson'`)
 cond is z of shape (B,) and the network returns `(v_x shaped like x, v_z of shape (B,))`; for the
@@ -41,7 +41,16 @@ def get_model_class(name):
     return _MODELS[name]
 
 
-def create_model(config, device=None):
-    """Build `config.model.name` from the config and move it to `device` (default config.device)."""
-    model = get_model_class(config.model.name)(config)
+def build(config, device=None):
+    """`config.model.name` built from the config, on `device` (default config.device). A config the
+    network cannot be built from is a ConfigError naming model.*."""
+    from pfgm.config_checks import ConfigError
+
+    try:
+        model = get_model_class(config.model.name)(config)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, RuntimeError, KeyError, AttributeError) as e:
+        raise ConfigError(f"model ({config.model.name}): cannot build the network from "
+                          f"this config: {type(e).__name__}: {e}") from e
     return model.to(device if device is not None else config.device)

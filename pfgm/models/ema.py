@@ -1,4 +1,6 @@
 """Exponential moving average of the trainable parameters, in the original checkpoint layout."""
+import contextlib
+
 import torch
 
 
@@ -52,6 +54,17 @@ class ExponentialMovingAverage:
         for b, p in zip(self.backup, self._trainable(model)):
             p.copy_(b)
         self.backup = None
+
+    @contextlib.contextmanager
+    def swapped_in(self, model):
+        """Within the block the model holds the EMA weights, in eval mode; its own come back after."""
+        self.store(model)
+        self.copy_to(model)
+        model.eval()
+        try:
+            yield model
+        finally:
+            self.restore(model)
 
     def state_dict(self):
         return dict(decay=self.decay, num_updates=self.num_updates, shadow_params=self.shadow_params)
