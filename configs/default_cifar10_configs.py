@@ -1,154 +1,60 @@
-"""Defaults shared by the CIFAR-10 configs (PFGM and the diffusion baselines).
+"""Defaults shared by the CIFAR-10 configs (PFGM and the diffusion baselines), and the bases they start
+from: get_pfgm_config() for configs/poisson/cifar10_*, get_sde_config(sde) for the score-SDE baselines.
 
-Values are those of the official PFGM code's CIFAR-10 defaults (facts §5.1). Every key a model file may
+Values are those of the official PFGM code's CIFAR-10 defaults (Xu et al. 2022,
+github.com/Newbeeer/Poisson_flow, configs/default_cifar10_configs.py). Every key a model file may
 override exists here, so command-line overrides work with a locked config.
 
 Fixes and clean-ups relative to the official defaults:
   - config.device is a string ('cuda' or 'cpu'), not a torch.device.
   - keys the official defaults lacked but the code reads are added with the PFGM values:
-    training.{sde, small_batch_size, tau, gamma, restrict_M, snapshot_num_samples},
-    sampling.{method, ode_solver, z_max, z_min, upper_norm, predictor, corrector, rtol, atol},
-    model.sigma_end, data.root.
+    training.{sde, small_batch_size, tau, gamma, restrict_M, snapshot_num_samples, max_nonfinite_steps},
+    sampling.{method, ode_solver, z_max, z_min, upper_norm, predictor, corrector, rtol, atol, max_nfe},
+    model.sigma_end, data.root, and the eval keys of set_likelihood and set_eval_outputs.
   - sampling.vs (a verbosity flag) is dropped.
 """
-import ml_collections
-import torch
-
-
-def set_likelihood(evaluate, *, batch_size, num_samples=0, num_repeats=5, estimator="rademacher"):
-    """The eval.bpd_* keys: the likelihood through the probability-flow ODE (pfgm/evaluation/likelihood.py),
-    off by default. Images: bits/dim of the test split, 5 passes (as the original); points: NLL in nats."""
-    evaluate.enable_bpd = False
-    evaluate.bpd_dataset = "test"          # split: 'test' or 'train'
-    evaluate.bpd_num_samples = num_samples  # images of the split or held-out points (0: all / eval.num_samples)
-    evaluate.bpd_batch_size = batch_size   # per ODE batch (0: eval.batch_size)
-    evaluate.bpd_num_repeats = num_repeats  # passes, each with fresh dequantization noise and probes
-    evaluate.bpd_solver = "rk45"           # or 'euler' / 'heun' with bpd_steps steps
-    evaluate.bpd_steps = 100
-    evaluate.bpd_rtol = 1e-5
-    evaluate.bpd_atol = 1e-5
-    evaluate.bpd_estimator = estimator     # Hutchinson probe ('rademacher', 'gaussian') or 'exact'
-    return evaluate
-
-
-def set_ncsnpp(model, **overrides):
-    """The NCSN++/DDPM++ architecture keys (facts §4, §5.1), at the paper's DDPM++ CIFAR-10 values.
-
-    Keyword arguments override single keys, e.g. set_ncsnpp(model, fir=True).
-    """
-    model.name = "ncsnpp"
-    model.scale_by_sigma = False
-    model.normalization = "GroupNorm"
-    model.nonlinearity = "swish"
-    model.nf = 128
-    model.ch_mult = (1, 2, 2, 2)
-    model.num_res_blocks = 4
-    model.attn_resolutions = (16,)
-    model.resamp_with_conv = True
-    model.conditional = True
-    model.fir = False
-    model.fir_kernel = [1, 3, 3, 1]
-    model.skip_rescale = True
-    model.resblock_type = "biggan"
-    model.progressive = "none"
-    model.progressive_input = "none"
-    model.progressive_combine = "sum"
-    model.attention_type = "ddpm"
-    model.init_scale = 0.0
-    model.embedding_type = "positional"
-    model.fourier_scale = 16
-    model.conv_size = 3
-    for key, value in overrides.items():
-        if key not in model:
-            raise KeyError(f"set_ncsnpp: unknown model key {key!r}")
-        model[key] = value
-    return model
+from configs.default_common import (new_config, pfgm_run, sde_run, set_eval, set_image_data, set_loop, set_optim,
+                                   set_pfgm, set_sampler, set_sde_scales)
+# set_ncsnpp lived here once: config files written then import it from this module.
+from configs.default_common import set_ncsnpp  # noqa: F401
 
 
 def get_default_configs():
-    config = ml_collections.ConfigDict()
-    config.seed = 49
-    config.device = "cuda" if torch.cuda.is_available() else "cpu"
+    config = new_config(seed=49)
+    set_loop(config, batch_size=128, small_batch_size=128, n_iters=1300001, log_freq=50, eval_freq=10000,
+             snapshot_freq=50000, snapshot_freq_for_preemption=10000, reduce_mean=False)
+    set_sampler(config, N=1000)
+    # bpd_batch_size: images per ODE batch; each step backpropagates through the network, so fewer than
+    # eval.batch_size
+    set_eval(config, begin_ckpt=8, end_ckpt=26, batch_size=1000, num_samples=10000, enable_sampling=False,
+             enable_loss=False, bpd_batch_size=100)
+    set_image_data(config, dataset="CIFAR10", image_size=32, num_channels=3, random_flip=True,
+                   root="data/cifar10")  # cifar-10-python.tar.gz, cifar-10-batches-py/, or a folder with either
 
-    config.training = training = ml_collections.ConfigDict()
-    training.sde = "poisson"
-    training.batch_size = 128           # B_L: images drawn per step (the charges for PFGM)
-    training.small_batch_size = 128     # B: images trained on per step (PFGM only)
-    training.n_iters = 1300001
-    training.snapshot_freq = 50000
-    training.log_freq = 50
-    training.eval_freq = 10000
-    training.snapshot_freq_for_preemption = 10000  # meta checkpoint, to resume after preemption
-    training.snapshot_sampling = True
-    training.snapshot_num_samples = 64  # samples drawn with the EMA weights at each snapshot
-    training.max_nonfinite_steps = 20  # non-finite steps in a row before the run stops
-    training.likelihood_weighting = False
-    training.continuous = True
-    training.reduce_mean = False
-    training.M = 291
-    training.tau = 0.03
-    training.gamma = 5.0
-    training.restrict_M = True
-
-    config.sampling = sampling = ml_collections.ConfigDict()
-    sampling.method = "ode"
-    sampling.ode_solver = "rk45"
-    sampling.predictor = "euler_maruyama"
-    sampling.corrector = "none"
-    sampling.n_steps_each = 1
-    sampling.noise_removal = True
-    sampling.probability_flow = False
-    sampling.snr = 0.16
-    sampling.N = 1000
-    sampling.z_max = 40.0
-    sampling.z_min = 1e-3
-    sampling.upper_norm = 3000.0
-    sampling.z_exp = 5.0
-    sampling.rtol = 1e-4
-    sampling.atol = 1e-4
-    sampling.max_nfe = 10000          # bound on network evaluations per sample batch (0: none)
-
-    config.eval = evaluate = ml_collections.ConfigDict()
-    evaluate.begin_ckpt = 8
-    evaluate.end_ckpt = 26
-    evaluate.batch_size = 1000
-    evaluate.enable_sampling = False
-    evaluate.num_samples = 10000
-    evaluate.enable_loss = False
-    # images per ODE batch: each step backpropagates through the network, so fewer than eval.batch_size
-    set_likelihood(evaluate, batch_size=100)
-    evaluate.fid_stats = ""             # mu/sigma .npz (tools/fid.py stats): enables FID/IS of the samples
-    evaluate.inception_weights = ""     # pt_inception-2015-12-05-6726825d.pth; "" = $PFGM_INCEPTION_WEIGHTS or ~/.cache/pfgm
-    evaluate.save_images = False
-    evaluate.enable_interpolate = False
-    evaluate.enable_rescale = False
-
-    config.data = data = ml_collections.ConfigDict()
-    data.dataset = "CIFAR10"
-    data.root = "data/cifar10"  # cifar-10-python.tar.gz, cifar-10-batches-py/, or a folder with either
-    data.image_size = 32
-    data.random_flip = True
-    data.centered = False
-    data.uniform_dequantization = False
-    data.num_channels = 3
-
-    config.model = model = ml_collections.ConfigDict()
-    model.sigma_end = 0.01     # PFGM perturbation base scale
-    model.sigma_min = 0.01     # sigma_* / num_scales: the VE SDE (and the unused `sigmas` buffer)
-    model.sigma_max = 50.0
-    model.num_scales = 1000
-    model.beta_min = 0.1       # VP / sub-VP SDE
-    model.beta_max = 20.0
+    set_sde_scales(config, sigma_max=50.0)
+    model = config.model
     model.dropout = 0.1
     model.embedding_type = "fourier"
     model.ema_rate = 0.9999
 
-    config.optim = optim = ml_collections.ConfigDict()
-    optim.weight_decay = 0.0
-    optim.optimizer = "Adam"
-    optim.lr = 2e-4
-    optim.beta1 = 0.9
-    optim.eps = 1e-8
-    optim.warmup = 5000
-    optim.grad_clip = 1.0
+    set_optim(config, lr=2e-4, warmup=5000)
+
+    # The paper's CIFAR-10 values. App. B's rule (pfgm.poisson.hyperparameters) gives M = 287 for data
+    # norm 30 and N = 3072; at M = 291 its z_max and upper_norm are 43.4 and 3015.
+    set_pfgm(config, M=291, z_max=40.0, upper_norm=3000.0, z_exp=5.0)
+    return config
+
+
+def get_pfgm_config():
+    """The start of every CIFAR-10 PFGM config (the paper's runs): 4096 charges per step, 128 trained on,
+    the summed loss, the backward ODE on centered data. The config files add the network."""
+    config = get_default_configs()
+    pfgm_run(config, batch_size=4096, small_batch_size=128, reduce_mean=False)
+    return config
+
+
+def get_sde_config(sde):
+    """The start of the CIFAR-10 score-SDE baselines ('vesde', 'vpsde', 'subvpsde'): 128 images per step."""
+    config = get_default_configs()
+    sde_run(config, sde, batch_size=128)
     return config

@@ -1,13 +1,13 @@
 """Defaults shared by the 8x8 digits configs: scikit-learn's 1797 hand-written digits (no download),
-a small NCSN++/DDPM++ UNet, sized to train in minutes on 2 CPU cores.
+a small NCSN++/DDPM++ UNet, sized to train in minutes on 2 CPU cores; and the bases the digits configs
+start from: get_pfgm_config() (poisson/digits_ddpmpp), get_sde_config(sde) (vp/digits_ddpmpp,
+ve/digits_ncsnpp).
 
 The same UNet (set_small_unet) and the same number of images trained on per step (64) are used by
 poisson/digits_ddpmpp, vp/digits_ddpmpp and ve/digits_ncsnpp, for a fair comparison.
 """
-import ml_collections
-import torch
-
-from configs.default_cifar10_configs import set_likelihood, set_ncsnpp
+from configs.default_common import (new_config, pfgm_run, sde_run, set_eval, set_image_data, set_loop, set_ncsnpp,
+                                   set_optim, set_pfgm, set_sampler, set_sde_scales)
 
 # Images trained on per step by every digits config (PFGM's B; the whole batch of the baselines).
 TRAIN_POINTS = 64
@@ -21,91 +21,45 @@ def set_small_unet(model, **overrides):
 
 
 def get_default_configs():
-    config = ml_collections.ConfigDict()
-    config.seed = 42
-    config.device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    config.training = training = ml_collections.ConfigDict()
-    training.sde = "poisson"
-    training.batch_size = TRAIN_POINTS
-    training.small_batch_size = TRAIN_POINTS
+    config = new_config(seed=42)
     # One training step of the small UNet on 64 digits costs ~0.19 s of CPU time (one thread,
     # measured): 3000 steps take about 6-10 minutes on 2 idle cores, plus snapshot sampling.
-    training.n_iters = 3000
-    training.snapshot_freq = 1000
-    training.log_freq = 50
-    training.eval_freq = 500
-    training.snapshot_freq_for_preemption = 500
-    training.snapshot_sampling = True
-    training.snapshot_num_samples = 64
-    training.max_nonfinite_steps = 20  # non-finite steps in a row before the run stops
-    training.likelihood_weighting = False
-    training.continuous = True
-    training.reduce_mean = True
-    training.M = 261
-    training.tau = 0.03
-    training.gamma = 5.0
-    training.restrict_M = True
+    set_loop(config, batch_size=TRAIN_POINTS, small_batch_size=TRAIN_POINTS, n_iters=3000, log_freq=50,
+             eval_freq=500, snapshot_freq=1000, snapshot_freq_for_preemption=500, reduce_mean=True)
+    set_sampler(config, N=100)
+    set_eval(config, batch_size=250, num_samples=1000, enable_sampling=True, enable_loss=True, bpd_batch_size=300)
+    set_image_data(config, dataset="digits", image_size=8, num_channels=1,
+                   root="",             # unused: the digits ship with scikit-learn
+                   random_flip=False)   # a mirrored digit is not a digit
 
-    config.sampling = sampling = ml_collections.ConfigDict()
-    sampling.method = "ode"
-    sampling.ode_solver = "rk45"
-    sampling.predictor = "euler_maruyama"
-    sampling.corrector = "none"
-    sampling.n_steps_each = 1
-    sampling.noise_removal = True
-    sampling.probability_flow = False
-    sampling.snr = 0.16
-    sampling.N = 100
-    sampling.z_max = 17.88
-    sampling.z_min = 1e-3
-    sampling.upper_norm = 179.3
-    sampling.z_exp = 1.0
-    sampling.rtol = 1e-4
-    sampling.atol = 1e-4
-    sampling.max_nfe = 10000          # bound on network evaluations per sample batch (0: none)
-
-    config.eval = evaluate = ml_collections.ConfigDict()
-    evaluate.begin_ckpt = -1            # -1: the newest checkpoint only
-    evaluate.end_ckpt = -1
-    evaluate.batch_size = 250
-    evaluate.enable_sampling = True
-    evaluate.num_samples = 1000
-    evaluate.enable_loss = True
-    set_likelihood(evaluate, batch_size=300)
-    evaluate.fid_stats = ""             # mu/sigma .npz (tools/fid.py stats): enables FID/IS of the samples
-    evaluate.inception_weights = ""     # pt_inception-2015-12-05-6726825d.pth; "" = $PFGM_INCEPTION_WEIGHTS or ~/.cache/pfgm
-    evaluate.save_images = False
-    evaluate.enable_interpolate = False
-    evaluate.enable_rescale = False
-
-    config.data = data = ml_collections.ConfigDict()
-    data.dataset = "digits"
-    data.root = ""                      # unused: the digits ship with scikit-learn
-    data.image_size = 8
-    data.random_flip = False            # a mirrored digit is not a digit
-    data.centered = False
-    data.uniform_dequantization = False
-    data.num_channels = 1
-
-    config.model = model = ml_collections.ConfigDict()
-    model.sigma_end = 0.01
-    model.sigma_min = 0.01
-    model.sigma_max = 5.0
-    model.num_scales = 1000
-    model.beta_min = 0.1
-    model.beta_max = 20.0
-    model.dropout = 0.0
-    model.embedding_type = "positional"
+    set_sde_scales(config, sigma_max=5.0)
+    model = config.model
     model.ema_rate = 0.999              # 0.9999 averages over more steps than a run has
-    set_small_unet(model)
+    set_small_unet(model)               # with dropout 0 and the positional time embedding
 
-    config.optim = optim = ml_collections.ConfigDict()
-    optim.weight_decay = 0.0
-    optim.optimizer = "Adam"
-    optim.lr = 5e-4
-    optim.beta1 = 0.9
-    optim.eps = 1e-8
-    optim.warmup = 200
-    optim.grad_clip = 1.0
+    set_optim(config, lr=5e-4, warmup=200)
+
+    # PFGM's hyperparameters by the paper's App. B rule, pfgm.poisson.hyperparameters(data_norm, data_dim):
+    #   data_norm = 6.77, the mean L2 norm of the centered digits 2x - 1 (x = pixel / 16) over all 1797
+    #   images (median 6.78, max 7.53), data_dim = 64, sigma_end = 0.01, tau = 0.03
+    #   -> M = 261, z_max = 17.88, upper_norm = 179.3.
+    # z_exp = 1: the z-substitution's one-charge model was checked for N = 3072; with N = 64 it is kept
+    # to the last stretch of each trajectory (0 disables it).
+    set_pfgm(config, M=261, z_max=17.88, upper_norm=179.3, z_exp=1.0)
+    return config
+
+
+def get_pfgm_config():
+    """The start of the digits PFGM config: 512 charges per step (a third of the 1500 training digits),
+    TRAIN_POINTS trained on, the mean loss, the backward ODE on centered data."""
+    config = get_default_configs()
+    pfgm_run(config, batch_size=512, small_batch_size=TRAIN_POINTS, reduce_mean=True)
+    return config
+
+
+def get_sde_config(sde):
+    """The start of the digits score-SDE baselines ('vesde', 'vpsde', 'subvpsde'). DSM trains on every
+    image of the batch, so batch_size = TRAIN_POINTS = PFGM's small_batch_size."""
+    config = get_default_configs()
+    sde_run(config, sde, batch_size=TRAIN_POINTS)
     return config

@@ -11,7 +11,8 @@ import re
 
 import torch
 
-from pfgm import files
+from pfgm import files, models, run_utils
+from pfgm.models.ema import ExponentialMovingAverage
 
 
 class CheckpointError(ValueError):
@@ -157,9 +158,6 @@ def newest_readable(workdir, log=None):
 def load_ema_model(config, path, device=None):
     """The network of `config` with the EMA weights of checkpoint `path`, in eval mode, on `device`
     (default config.device): what sampling and evaluation use."""
-    from pfgm import models, run_utils
-    from pfgm.models.ema import ExponentialMovingAverage
-
     device = run_utils.resolve_device(config.device) if device is None else device
     model = models.build(config, device)
     ema = ExponentialMovingAverage(model, config.model.ema_rate)

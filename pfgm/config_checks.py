@@ -11,7 +11,8 @@ class ConfigError(ValueError):
     """An invalid config value; the message starts with the key."""
 
 
-def _get(config, key):
+def get(config, key):
+    """config's value at the dotted `key`; ConfigError naming it when it is missing."""
     node = config
     for part in key.split("."):
         if part not in node:
@@ -20,15 +21,16 @@ def _get(config, key):
     return node
 
 
-def _number(config, key, *, low=None, high=None, strict_low=False, integer=False, optional=False,
-            allow_inf=False):
+def number(config, key, *, low=None, high=None, strict_low=False, integer=False, optional=False,
+           allow_inf=False):
+    """The number at `key`, checked (type, finite unless allow_inf, bounds); ConfigError naming the key."""
     if optional:
         try:
-            value = _get(config, key)
+            value = get(config, key)
         except ConfigError:
             return None
     else:
-        value = _get(config, key)
+        value = get(config, key)
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         raise ConfigError(f"{key}: expected {'an integer' if integer else 'a number'}, got {value!r}")
@@ -41,8 +43,9 @@ def _number(config, key, *, low=None, high=None, strict_low=False, integer=False
     return value
 
 
-def _choice(config, key, choices):
-    value = _get(config, key)
+def choice(config, key, choices):
+    """The value at `key`, which must be one of `choices`; ConfigError naming the key."""
+    value = get(config, key)
     if value not in choices:
         raise ConfigError(f"{key}: unknown value {value!r}; choose one of {sorted(choices)}")
     return value
@@ -107,7 +110,7 @@ def validate(config, mode="train"):
         for v in values:
             if isinstance(v, float) and math.isnan(v):
                 raise ConfigError(f"{key}: NaN is not a valid value")
-    device = _get(config, "device")
+    device = get(config, "device")
     try:
         if not isinstance(device, str):
             raise TypeError
@@ -115,77 +118,61 @@ def validate(config, mode="train"):
         torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise ConfigError(f"device: {device!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'") from None
-    sde = _choice(config, "training.sde", methods.method_names())
-    _choice(config, "model.name", models.model_names())
-    dataset = _choice(config, "data.dataset", datasets.dataset_names())
+    sde = choice(config, "training.sde", methods.method_names())
+    choice(config, "model.name", models.model_names())
+    dataset = choice(config, "data.dataset", datasets.dataset_names())
 
-    batch = _number(config, "training.batch_size", low=1, integer=True)
-    _number(config, "training.n_iters", low=0, integer=True)
+    number(config, "training.batch_size", low=1, integer=True)
+    number(config, "training.n_iters", low=0, integer=True)
     for key in ("log_freq", "eval_freq", "snapshot_freq", "snapshot_freq_for_preemption"):
-        _number(config, f"training.{key}", low=1, integer=True)
-    _number(config, "optim.lr", low=0, strict_low=True)
-    _number(config, "optim.warmup", low=0, integer=True)
-    _number(config, "optim.grad_clip", low=0)
-    beta1 = _number(config, "optim.beta1", low=0)
+        number(config, f"training.{key}", low=1, integer=True)
+    number(config, "optim.lr", low=0, strict_low=True)
+    number(config, "optim.warmup", low=0, integer=True)
+    number(config, "optim.grad_clip", low=0)
+    beta1 = number(config, "optim.beta1", low=0)
     if beta1 >= 1:
         raise ConfigError(f"optim.beta1: must be in [0, 1), got {beta1!r}")
-    _number(config, "optim.eps", low=0)
-    _number(config, "optim.weight_decay", low=0)
-    _number(config, "model.ema_rate", low=0, high=1)
-    _number(config, "eval.batch_size", low=1, integer=True)
-    _number(config, "eval.num_samples", low=1, integer=True)
-    _number(config, "sampling.N", low=1, integer=True)
-    _number(config, "seed", low=0, integer=True)
-    if _get(config, "sampling.method") == "ode":
-        _choice(config, "sampling.ode_solver", set(sampling.SOLVERS) | {"forward_euler", "improved_euler"})
+    number(config, "optim.eps", low=0)
+    number(config, "optim.weight_decay", low=0)
+    number(config, "model.ema_rate", low=0, high=1)
+    number(config, "eval.batch_size", low=1, integer=True)
+    number(config, "eval.num_samples", low=1, integer=True)
+    number(config, "sampling.N", low=1, integer=True)
+    number(config, "seed", low=0, integer=True)
+    if get(config, "sampling.method") == "ode":
+        choice(config, "sampling.ode_solver", set(sampling.SOLVERS) | set(sampling.SOLVER_ALIASES))
     for key in ("rtol", "atol"):
-        _number(config, f"sampling.{key}", low=0, strict_low=True, optional=True)
+        number(config, f"sampling.{key}", low=0, strict_low=True, optional=True)
 
     if config.get("eval", {}).get("enable_bpd", False):
         if "bpd_dataset" in config.eval:
-            _choice(config, "eval.bpd_dataset", {"train", "test"})
-        _number(config, "eval.bpd_num_samples", low=0, integer=True, optional=True)
-        _number(config, "eval.bpd_batch_size", low=0, integer=True, optional=True)
-        _number(config, "eval.bpd_num_repeats", low=1, integer=True, optional=True)
-        _number(config, "eval.bpd_steps", low=1, integer=True, optional=True)
+            choice(config, "eval.bpd_dataset", {"train", "test"})
+        number(config, "eval.bpd_num_samples", low=0, integer=True, optional=True)
+        number(config, "eval.bpd_batch_size", low=0, integer=True, optional=True)
+        number(config, "eval.bpd_num_repeats", low=1, integer=True, optional=True)
+        number(config, "eval.bpd_steps", low=1, integer=True, optional=True)
         for key in ("bpd_rtol", "bpd_atol"):
-            _number(config, f"eval.{key}", low=0, strict_low=True, optional=True)
+            number(config, f"eval.{key}", low=0, strict_low=True, optional=True)
         if "bpd_solver" in config.eval:
-            _choice(config, "eval.bpd_solver", set(sampling.SOLVERS))
+            choice(config, "eval.bpd_solver", set(sampling.SOLVERS))
         if "bpd_estimator" in config.eval:
-            _choice(config, "eval.bpd_estimator", set(likelihood.ESTIMATORS))
+            choice(config, "eval.bpd_estimator", set(likelihood.ESTIMATORS))
 
-    if sde == "poisson":
-        small = _number(config, "training.small_batch_size", low=1, integer=True)
-        if small > batch:
-            raise ConfigError(f"training.small_batch_size: {small} exceeds training.batch_size {batch}; "
-                              "the trained points must be part of the charge batch")
-        _number(config, "training.M", low=0, strict_low=True)
-        _number(config, "training.tau", low=0, strict_low=True)
-        _number(config, "training.gamma", low=0)
-        _number(config, "model.sigma_end", low=0, strict_low=True)
-        z_min = _number(config, "sampling.z_min", low=0, strict_low=True)
-        z_max = _number(config, "sampling.z_max", low=0, strict_low=True)
-        if z_min >= z_max:
-            raise ConfigError(f"sampling.z_min: must be below sampling.z_max ({z_max}), got {z_min}")
-        _number(config, "sampling.upper_norm", low=0, strict_low=True, allow_inf=True)
-    _number(config, "sampling.max_nfe", low=0, integer=True, optional=True)
-    _number(config, "training.max_nonfinite_steps", low=1, integer=True, optional=True)
-    check = getattr(methods.get_method_class(sde), "check_config", None)
-    if check is not None:
-        try:
-            check(config)
-        except ConfigError:
-            raise
-        except (ValueError, KeyError, AttributeError) as e:
-            raise ConfigError(str(e)) from e
+    number(config, "sampling.max_nfe", low=0, integer=True, optional=True)
+    number(config, "training.max_nonfinite_steps", low=1, integer=True, optional=True)
+    try:  # the method's own keys
+        methods.get_method_class(sde).check_config(config)
+    except ConfigError:
+        raise
+    except (ValueError, KeyError, AttributeError) as e:
+        raise ConfigError(str(e)) from e
 
     if dataset == "points":
-        path = _get(config, "data.path")
+        path = get(config, "data.path")
         if not path or not os.path.isfile(path):
             raise ConfigError(f"data.path: no such file {path!r}")
     elif dataset in ("CIFAR10", "CELEBA", "LSUN", "folder"):
-        root = _get(config, "data.root")
+        root = get(config, "data.root")
         if not root or not os.path.exists(root):
             raise ConfigError(f"data.root: no such file or folder {root!r}")
     return config

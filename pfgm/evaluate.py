@@ -13,9 +13,9 @@ import os
 import numpy as np
 import torch
 
-from pfgm import checkpoint, config_checks, datasets, methods, run_utils, sampling, train, visualize
+from pfgm import checkpoint, config_checks, datasets, methods, run_utils, sampling, seeds, visualize
 from pfgm.evaluation import likelihood, prior_paths, sample_metrics
-from pfgm.models.ema import ExponentialMovingAverage
+from pfgm.images import to_uint8
 
 
 def select_checkpoints(config, workdir):
@@ -57,13 +57,13 @@ def sample_quality(samples, reference):
 
 def image_metrics(config, device):
     """FID/IS against eval.fid_stats when it is set (and the sample is images); None otherwise."""
-    stats = config.eval.get("fid_stats", "")
+    stats = config.eval.fid_stats
     if not stats or not config.eval.enable_sampling:
         return None
     from pfgm.evaluation.image_metrics import InceptionMetrics
 
     try:
-        return InceptionMetrics(stats, config.eval.get("inception_weights", ""), device)
+        return InceptionMetrics(stats, config.eval.inception_weights, device)
     except (FileNotFoundError, ValueError) as e:
         raise config_checks.ConfigError(f"eval.fid_stats / eval.inception_weights: {e}") from e
 
@@ -91,14 +91,9 @@ def held_out_batches(dataset, config, split, batch_size, limit=0):
     if points is not None:
         points = points[:limit] if limit else points
     else:
-        points = dataset.eval_data(limit or e.num_samples, torch.Generator().manual_seed(config.seed + 5))
+        gen = torch.Generator().manual_seed(seeds.offset(config.seed, seeds.HELD_OUT))
+        points = dataset.eval_data(limit or e.num_samples, gen)
     return (lambda: iter(points.split(batch_size))), len(points), False
-
-
-def _seed(*key):
-    """A seed of its own for each (config.seed, stream, ...): the likelihood's random streams never
-    coincide with one another or with the other evaluations' seed + k."""
-    return int(np.random.SeedSequence([7919, *key]).generate_state(1)[0])
 
 
 def likelihood_report(config, method, model, dataset, device, folder, log):
@@ -110,21 +105,19 @@ def likelihood_report(config, method, model, dataset, device, folder, log):
     (a diverging ODE) are counted and left out of the mean, not fatal.
     """
     e = config.eval
-    repeats = e.get("bpd_num_repeats", 1)
-    opts = dict(solver=e.get("bpd_solver", "rk45"), steps=e.get("bpd_steps", 100),
-                rtol=e.get("bpd_rtol", 1e-5), atol=e.get("bpd_atol", 1e-5),
-                estimator=e.get("bpd_estimator", "rademacher"))
-    split = e.get("bpd_dataset", "test")
-    batches, total, images = held_out_batches(dataset, config, split, e.get("bpd_batch_size", 0) or e.batch_size,
-                                              e.get("bpd_num_samples", 0))
+    repeats = e.bpd_num_repeats
+    opts = dict(solver=e.bpd_solver, steps=e.bpd_steps, rtol=e.bpd_rtol, atol=e.bpd_atol, estimator=e.bpd_estimator)
+    split = e.bpd_dataset
+    batches, total, images = held_out_batches(dataset, config, split, e.bpd_batch_size or e.batch_size,
+                                              e.bpd_num_samples)
     split, key = (split, "bpd") if images else ("held_out", "nll")
     scaler = datasets.data_scaler(config)
     flow = method.probability_flow(model)
-    probes = torch.Generator(device=device).manual_seed(_seed(config.seed, 1))
+    probes = torch.Generator(device=device).manual_seed(seeds.hashed(config.seed, seeds.LIKELIHOOD_PROBES))
     values, nfes = [], []
     bar = run_utils.progress(total=repeats * total, desc=f"likelihood ({split})", unit="pt")
     for r in range(repeats):
-        noise = torch.Generator().manual_seed(_seed(config.seed, 2, r))
+        noise = torch.Generator().manual_seed(seeds.hashed(config.seed, seeds.LIKELIHOOD_DEQUANTIZE, r))
         row = []
         for x in batches():
             try:
@@ -161,7 +154,7 @@ def eval_loss(config, method, model, dataset, device):
     densities: eval.num_samples fresh points), each batch weighted by its size. Returns (loss, points)."""
     batches, total, _ = held_out_batches(dataset, config, "test", config.eval.batch_size)
     scaler = datasets.data_scaler(config)
-    noise = torch.Generator(device=device).manual_seed(config.seed + 3)
+    noise = torch.Generator(device=device).manual_seed(seeds.offset(config.seed, seeds.EVAL_LOSS))
     weighted, seen = 0.0, 0
     with torch.no_grad():
         for x in batches():
@@ -175,16 +168,17 @@ def prior_pictures(config, method, model, dataset, device, out, step, log):
     points (pfgm.evaluation.prior_paths), written to out/interpolation_{step}.png, rescale_{step}.png."""
     e, dim = config.eval, math.prod(dataset.shape)
     inverse = datasets.inverse_scaler(config)
-    for key, name, make, stream in (("enable_interpolate", "interpolation", prior_paths.interpolation_starts, 3),
-                                    ("enable_rescale", "rescale", prior_paths.rescale_starts, 4)):
-        if not e.get(key, False):
+    for key, name, make, stream in (
+            ("enable_interpolate", "interpolation", prior_paths.interpolation_starts, seeds.INTERPOLATION),
+            ("enable_rescale", "rescale", prior_paths.rescale_starts, seeds.RESCALE)):
+        if not e[key]:
             continue
-        g = torch.Generator().manual_seed(_seed(config.seed, stream))
+        g = torch.Generator().manual_seed(seeds.hashed(config.seed, stream))
         starts = make(6, 10, dim, method.prior_radius(dim), generator=g).float().reshape(-1, *dataset.shape)
         with torch.no_grad():
             x, nfe = method.sample(model, len(starts), dataset.shape, x=starts.to(device), device=device)
         path = os.path.join(out, f"{name}_{step}.png")
-        visualize.save_image_grid(visualize.to_uint8(inverse(x).float().cpu().numpy()), path, nrow=10,
+        visualize.save_image_grid(to_uint8(inverse(x).float().cpu().numpy()), path, nrow=10,
                                   scale=max(1, 32 // dataset.shape[-1]))
         log.info("checkpoint %d: %s (6 x 10, NFE %d) -> %s", step, name, nfe, path)
 
@@ -192,7 +186,7 @@ def prior_pictures(config, method, model, dataset, device, out, step, log):
 def trajectories_picture(config, method, model, dataset, device, folder, step, reference):
     """For 2-D data: 64 prior points carried to the data by Heun (100 steps), drawn with their paths
     (PFGM's field lines, as the paper's first figure) to folder/trajectories.png."""
-    g = torch.Generator(device=device).manual_seed(_seed(config.seed, 5))
+    g = torch.Generator(device=device).manual_seed(seeds.hashed(config.seed, seeds.TRAJECTORIES))
     x = method.prior_sample(64, dataset.shape, device, g)
     with torch.no_grad():
         times, states = method.trajectory(model, x, steps=100)
@@ -204,27 +198,22 @@ def trajectories_picture(config, method, model, dataset, device, folder, step, r
 
 def evaluate(config, workdir, eval_folder="eval"):
     config_checks.validate(config, mode="eval")
+    e = config.eval
     device = run_utils.resolve_device(config.device)
     fid_metrics = image_metrics(config, device)
     dataset = datasets.get_dataset(config)
-    inverse = datasets.inverse_scaler(config)
-    if (config.eval.get("enable_interpolate") or config.eval.get("enable_rescale")) and len(dataset.shape) != 3:
-        key = "enable_interpolate" if config.eval.get("enable_interpolate") else "enable_rescale"
+    if (e.enable_interpolate or e.enable_rescale) and len(dataset.shape) != 3:
+        key = "enable_interpolate" if e.enable_interpolate else "enable_rescale"
         raise config_checks.ConfigError(f"eval.{key}: the interpolation and rescale pictures are for image "
                                         f"data; this data set's points have shape {tuple(dataset.shape)}")
     method = methods.get_method(config)
-    model = train.build_model(config, device)
-    ema = ExponentialMovingAverage(model, config.model.ema_rate)
     chosen = select_checkpoints(config, workdir)
     out = os.path.join(workdir, eval_folder)
     os.makedirs(out, exist_ok=True)
     log = run_utils.setup_logging(os.path.join(out, "log.txt"))
-    e = config.eval
     reports = []
     for step, path in chosen:
-        checkpoint.load_checkpoint(path, model, ema, map_location=device)
-        ema.copy_to(model)
-        model.eval()
+        model = checkpoint.load_ema_model(config, path, device)
         run_utils.seed_everything(config.seed)
         report = dict(step=step, checkpoint=path, sde=config.training.sde)
         folder = os.path.join(out, f"ckpt_{step}")
@@ -233,39 +222,42 @@ def evaluate(config, workdir, eval_folder="eval"):
             report["eval_loss"], report["eval_loss_points"] = eval_loss(config, method, model, dataset, device)
             log.info("checkpoint %d: eval loss %.5g over %d held-out points", step, report["eval_loss"],
                      report["eval_loss_points"])
-        if e.get("enable_bpd", False):
+        if e.enable_bpd:
             report.update(likelihood_report(config, method, model, dataset, device, folder, log))
         prior_pictures(config, method, model, dataset, device, out, step, log)
         if e.enable_sampling:
-            gen = torch.Generator(device=device).manual_seed(config.seed)
-            parts, nfes = [], []
-            bar = run_utils.progress(total=e.num_samples, desc=f"sample ckpt {step}", unit="sample")
-            while sum(len(p) for p in parts) < e.num_samples:
-                n = min(e.batch_size, e.num_samples - sum(len(p) for p in parts))
-                x, nfe = method.sample(model, n, dataset.shape, generator=gen, device=device)
-                parts.append(inverse(x).float().cpu().numpy())
-                nfes.append(nfe)
-                bar.update(n)
-            bar.close()
-            samples = np.concatenate(parts)
-            np.savez(os.path.join(folder, "samples.npz"), samples=samples, nfe=np.array(nfes))
-            if e.get("save_images", False) and samples.ndim == 4:
-                written = visualize.save_images(samples, os.path.join(folder, "images"))
-                log.info("checkpoint %d: %d images -> %s", step, written, os.path.join(folder, "images"))
-            reference = dataset.eval_data(len(samples), torch.Generator().manual_seed(config.seed + 5)).numpy()
-            report["nfe"] = float(np.mean(nfes))
-            report["num_samples"] = int(len(samples))
-            report.update(sample_quality(samples, reference))
-            if fid_metrics is not None:
-                report.update(fid_metrics(samples))
-            visualize.save_samples_figure(samples, os.path.join(folder, "samples.png"), reference=reference,
-                                          title=f"{config.training.sde}, step {step}, NFE {report['nfe']:.0f}")
-            if samples.ndim == 2 and samples.shape[1] == 2:
-                trajectories_picture(config, method, model, dataset, device, folder, step, reference)
-            log.info("checkpoint %d: %d samples, NFE %.0f%s", step, len(samples), report["nfe"],
-                     "".join(f", {k} {v:.4g}" for k, v in report.items()
-                             if k in ("sliced_wasserstein", "mmd", "fid", "inception_score", "digits_fid")))
+            report.update(sample_report(config, method, model, dataset, device, folder, step, log, fid_metrics))
         with open(os.path.join(out, f"report_{step}.json"), "w") as f:
             json.dump(report, f, indent=2)
         reports.append(report)
     return reports
+
+
+def sample_report(config, method, model, dataset, device, folder, step, log, fid_metrics=None):
+    """eval.num_samples samples in eval.batch_size batches, written to folder/samples.npz (and
+    folder/images/ with eval.save_images), their picture, their quality numbers and NFE."""
+    e = config.eval
+    inverse = datasets.inverse_scaler(config)
+    gen = torch.Generator(device=device).manual_seed(seeds.offset(config.seed, seeds.SAMPLES))
+    with run_utils.progress(total=e.num_samples, desc=f"sample ckpt {step}", unit="sample") as bar:
+        samples, nfes = method.sample_in_batches(
+            model, e.num_samples, dataset.shape, e.batch_size, generator=gen, device=device,
+            convert=lambda x: inverse(x).float().cpu().numpy(), on_batch=lambda done, nfe: bar.update(done - bar.n))
+    np.savez(os.path.join(folder, "samples.npz"), samples=samples, nfe=np.array(nfes))
+    if e.save_images and samples.ndim == 4:
+        written = visualize.save_images(samples, os.path.join(folder, "images"))
+        log.info("checkpoint %d: %d images -> %s", step, written, os.path.join(folder, "images"))
+    gen = torch.Generator().manual_seed(seeds.offset(config.seed, seeds.HELD_OUT))
+    reference = dataset.eval_data(len(samples), gen).numpy()
+    report = dict(nfe=float(np.mean(nfes)), num_samples=int(len(samples)))
+    report.update(sample_quality(samples, reference))
+    if fid_metrics is not None:
+        report.update(fid_metrics(samples))
+    visualize.save_samples_figure(samples, os.path.join(folder, "samples.png"), reference=reference,
+                                  title=f"{config.training.sde}, step {step}, NFE {report['nfe']:.0f}")
+    if samples.ndim == 2 and samples.shape[1] == 2:
+        trajectories_picture(config, method, model, dataset, device, folder, step, reference)
+    log.info("checkpoint %d: %d samples, NFE %.0f%s", step, len(samples), report["nfe"],
+             "".join(f", {k} {v:.4g}" for k, v in report.items()
+                     if k in ("sliced_wasserstein", "mmd", "fid", "inception_score", "digits_fid")))
+    return report

@@ -1,9 +1,14 @@
 """Small pieces the training and evaluation loops share: logging, seeding, devices, config files."""
+import contextlib
+import csv
 import importlib.util
 import logging
 import os
 import random
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +69,56 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("disable", None)  # off when stderr is not a terminal
     return tqdm(iterable, **kwargs)
+
+
+class LossLog:
+    """loss.csv: a header, then (step, loss, lr) rows, flushed as written; appends on resume. A context
+    manager; with path None (ranks other than 0) it writes nothing."""
+
+    def __init__(self, path):
+        self.file = open(path, "a", newline="") if path else None
+        self.writer = csv.writer(self.file) if self.file else None
+        if self.file and self.file.tell() == 0:
+            self.writer.writerow(["step", "loss", "lr"])
+
+    def write(self, step, loss, lr):
+        if self.file:
+            self.writer.writerow([step, f"{loss:.6g}", f"{lr:.3g}"])
+            self.file.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.file:
+            self.file.close()
+
+
+class Rate:
+    """Steps per second since the previous call (or since construction)."""
+
+    def __init__(self, step):
+        self.start, self.step = time.time(), step
+
+    def __call__(self, step):
+        rate = (step - self.step) / max(time.time() - self.start, 1e-9)
+        self.start, self.step = time.time(), step
+        return rate
+
+
+@contextlib.contextmanager
+def on_stop_signals(handler):
+    """Within the block SIGTERM and SIGINT call handler(signum, frame) instead of ending the process (only
+    the main thread can install handlers; elsewhere this does nothing). The old handlers come back after."""
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            old[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def stop_requested():
@@ -139,12 +194,6 @@ def init_distributed(device_name):
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size(), device
-
-
-def step_seed(*keys):
-    """A 63-bit seed determined by the keys (seed, step, stream, rank...): the random draws of a step
-    depend on nothing but these, so a resumed run repeats the interrupted one exactly."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 def load_config_file(path):

@@ -1,9 +1,11 @@
 """ODE solvers, and PFGM's backward ODE built on them.
 
-A fixed-step solver is a plain function `solve(drift, x, ts) -> (x_end, nfe)` walking the time grid
-`ts` (t_0 -> t_N, any direction) shared by the whole batch; `drift(x, t)` returns dx/dt shaped like
-x. RK45 hands the flattened batch to scipy's adaptive Dormand-Prince. `odeint` lays out the grid:
-uniform in t, or uniform in log t (`spacing='log'`, PFGM's z), where RK45 then integrates in log t.
+Every solver is a plain function with one signature, `solve(drift, x, ts, **options) -> (x_end, nfe)`:
+`drift(x, t)` returns dx/dt shaped like x, `ts` is the time grid t_0 -> t_N (any direction) shared by the
+whole batch. The fixed-step solvers walk the grid; RK45 goes adaptively from ts[0] to ts[-1], handing the
+flattened batch to scipy's Dormand-Prince. `odeint` lays out the grid: uniform in t, or uniform in log t
+(`spacing='log'`, PFGM's z), where RK45 then integrates in log t. The score SDEs' predictor-corrector
+sampler lives beside the SDEs (`pfgm.methods.sde_samplers`).
 """
 import math
 
@@ -13,8 +15,8 @@ import torch
 
 from pfgm import poisson, run_utils
 
-__all__ = ["SOLVERS", "SPACINGS", "euler", "heun", "rk45", "time_grid", "odeint", "in_log_time", "backward_ode",
-           "pfgm_drift", "NonFiniteError", "TooManySteps"]
+__all__ = ["SOLVERS", "SOLVER_ALIASES", "SPACINGS", "solver_name", "euler", "heun", "rk45", "time_grid", "odeint",
+           "in_log_time", "backward_ode", "pfgm_drift", "per_sample", "NonFiniteError", "TooManySteps"]
 
 
 def euler(drift, x, ts, *, callback=None):
@@ -49,11 +51,13 @@ def heun(drift, x, ts, *, last_step_euler=False, callback=None):
     return x, 2 * n - (1 if last_step_euler and n > 0 else 0)
 
 
-def rk45(drift, x, t_start, t_end, *, rtol=1e-4, atol=1e-4):
-    """Adaptive RK45 (scipy's Dormand-Prince) over the flattened batch; NFE as scipy counts it.
-
-    The whole batch is one system, as in the original code: its step size is shared by all samples.
-    """
+def rk45(drift, x, ts, *, rtol=1e-4, atol=1e-4, callback=None):
+    """Adaptive RK45 (scipy's Dormand-Prince) from ts[0] to ts[-1] over the flattened batch; NFE as scipy
+    counts it. The whole batch is one system, as in the original code: its step size is shared by all
+    samples. It has no grid to report states on, so a callback is refused."""
+    if callback is not None:
+        raise ValueError("callback: only the fixed-step solvers ('euler', 'heun') report their states")
+    t_start, t_end = float(ts[0]), float(ts[-1])
     shape, dtype, device = x.shape, x.dtype, x.device
 
     def f(t, y):
@@ -69,7 +73,21 @@ def rk45(drift, x, t_start, t_end, *, rtol=1e-4, atol=1e-4):
 
 
 SOLVERS = {"euler": euler, "heun": heun, "rk45": rk45}
+SOLVER_ALIASES = {"forward_euler": "euler", "improved_euler": "heun"}  # the original code's names
 SPACINGS = ("uniform", "log")
+
+
+def solver_name(name):
+    """The solver `name` stands for (its own name or an alias of the original code); ValueError if none."""
+    name = SOLVER_ALIASES.get(name, name)
+    if name not in SOLVERS:
+        raise ValueError(f"unknown solver {name!r}; choose one of {sorted(set(SOLVERS) | set(SOLVER_ALIASES))}")
+    return name
+
+
+def per_sample(v, x):
+    """A (B,) tensor reshaped to broadcast against a batch x of shape (B, ...)."""
+    return v.reshape((-1,) + (1,) * (x.dim() - 1))
 
 
 def time_grid(t_start, t_end, steps, spacing="uniform"):
@@ -95,26 +113,23 @@ def odeint(drift, x, t_start, t_end, *, solver="rk45", steps=100, rtol=1e-4, ato
     A non-finite drift raises `NonFiniteError`; more than `max_nfe` evaluations raise `TooManySteps`.
     callback(t, x): called at every grid time by the fixed-step solvers (not by RK45).
     """
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; choose one of {sorted(SOLVERS)}")
+    solver = solver_name(solver)
     if solver != "rk45" and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     if spacing not in SPACINGS:
         raise ValueError(f"unknown grid spacing {spacing!r}; choose one of {list(SPACINGS)}")
-    if callback is not None and solver == "rk45":
-        raise ValueError("callback: only the fixed-step solvers ('euler', 'heun') report their states")
+    options = dict(rtol=rtol, atol=atol, callback=callback) if solver == "rk45" else dict(callback=callback)
+    if solver == "heun":
+        options["last_step_euler"] = last_step_euler
     # a progress display (off when stderr is not a terminal): an undertrained network can need
     # thousands of evaluations, which should not pass in silence
     with run_utils.progress(total=100, desc=f"ODE ({solver})", unit="%", leave=False) as bar, torch.no_grad():
         f = _guarded(drift, max_nfe, bar, (t_start, t_end, math.log if spacing == "log" else float))
         if solver == "rk45":
             if spacing == "log":
-                return rk45(in_log_time(f), x, math.log(t_start), math.log(t_end), rtol=rtol, atol=atol)
-            return rk45(f, x, t_start, t_end, rtol=rtol, atol=atol)
-        ts = time_grid(t_start, t_end, steps, spacing)
-        if solver == "heun":
-            return heun(f, x, ts, last_step_euler=last_step_euler, callback=callback)
-        return euler(f, x, ts, callback=callback)
+                return rk45(in_log_time(f), x, (math.log(t_start), math.log(t_end)), **options)
+            return rk45(f, x, (t_start, t_end), **options)
+        return SOLVERS[solver](f, x, time_grid(t_start, t_end, steps, spacing), **options)
 
 
 def in_log_time(drift):
@@ -178,7 +193,7 @@ def pfgm_drift(field_fn, *, z_exp=None, gamma=None, vz_floor=1e-5):
         if substitute and z_val < z_exp:
             v_z = poisson.substitute_vz(v_x, z, gamma, v_x[0].numel())
         v_z = v_z.clamp(max=-vz_floor)
-        return (v_x / v_z.reshape((-1,) + (1,) * (x.dim() - 1))).to(x.dtype)
+        return (v_x / per_sample(v_z, x)).to(x.dtype)
 
     return drift
 
@@ -208,117 +223,3 @@ def backward_ode(field_fn, x, *, z_max, z_min, solver="rk45", steps=100, rtol=1e
     drift = pfgm_drift(field_fn, z_exp=z_exp, gamma=gamma)
     return odeint(drift, x, z_max, z_min, solver=solver, steps=steps, rtol=rtol, atol=atol, spacing="log",
                   last_step_euler=True, max_nfe=max_nfe, callback=callback)
-
-
-# ================================================================================================
-# Score-SDE samplers (VE / VP / sub-VP baselines). `sde` is a pfgm.methods.sde.SDE; `score_fn(x, t)`
-# returns the score for a float time t. Predictors return (x, x_mean), x_mean being the step
-# without its noise; correctors return x.
-# ================================================================================================
-
-def _per_sample(v, x):
-    return v.reshape((-1,) + (1,) * (x.dim() - 1))
-
-
-def _noise(x, generator):
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-
-
-def probability_flow_drift(sde, score_fn):
-    """dx/dt = f(x, t) - g(t)^2 score(x, t) / 2, for `odeint` from T down to eps."""
-    def drift(x, t):
-        f, g = sde.sde(x, t)
-        return f - 0.5 * _per_sample(g * g, x) * score_fn(x, t)
-    return drift
-
-
-def reverse_diffusion_step(sde, score_fn, x, t, dt, *, N, generator=None, probability_flow=False):
-    """x <- x - f + G^2 s + G z with (f, G) = sde.discretize(x, t, N); dt is implied by N.
-    The probability-flow version halves G^2 s and adds no noise."""
-    f, G = sde.discretize(x, t, N)
-    G2s = _per_sample(G * G, x) * score_fn(x, t)
-    if probability_flow:
-        x_mean = x - f + 0.5 * G2s
-        return x_mean, x_mean
-    x_mean = x - f + G2s
-    return x_mean + _per_sample(G, x) * _noise(x, generator), x_mean
-
-
-def euler_maruyama_step(sde, score_fn, x, t, dt, *, N=None, generator=None, probability_flow=False):
-    """One Euler-Maruyama step (dt < 0) of the reverse SDE dx = [f - g^2 s] dt + g dw-bar
-    (probability flow: [f - g^2 s / 2] dt, no noise)."""
-    f, g = sde.sde(x, t)
-    k = 0.5 if probability_flow else 1.0
-    x_mean = x + (f - k * _per_sample(g * g, x) * score_fn(x, t)) * dt
-    if probability_flow:
-        return x_mean, x_mean
-    return x_mean + _per_sample(g, x) * math.sqrt(-dt) * _noise(x, generator), x_mean
-
-
-def langevin_dynamics(score_fn, x, step_size, n_steps, generator=None):
-    """Unadjusted Langevin: n_steps of x <- x + step score(x) + sqrt(2 step) z.
-    step_size: a float or a tensor broadcasting against x."""
-    step = torch.as_tensor(step_size, dtype=x.dtype, device=x.device)
-    for _ in range(n_steps):
-        x = x + step * score_fn(x) + torch.sqrt(2 * step) * _noise(x, generator)
-    return x
-
-
-def langevin_corrector(sde, score_fn, x, t, *, N, snr, n_steps, generator=None):
-    """Langevin with step 2 alpha_i (snr ||z|| / ||s||)^2, norms averaged over the batch."""
-    alpha = sde.corrector_alpha(t, x, N)
-    for _ in range(n_steps):
-        grad, z = score_fn(x, t), _noise(x, generator)
-        ratio = z.flatten(1).norm(dim=1).mean() / grad.flatten(1).norm(dim=1).mean()
-        step = _per_sample(2 * alpha * (snr * ratio) ** 2, x)
-        x = x + step * grad + torch.sqrt(2 * step) * z
-    return x
-
-
-def ald_corrector(sde, score_fn, x, t, *, N, snr, n_steps, generator=None):
-    """Annealed Langevin dynamics: fixed step 2 alpha_i (snr std(t))^2 at this noise level."""
-    std = sde.marginal_prob(x, t)[1]
-    step = _per_sample(2 * sde.corrector_alpha(t, x, N) * (snr * std) ** 2, x)
-    return langevin_dynamics(lambda y: score_fn(y, t), x, step, n_steps, generator)
-
-
-PREDICTORS = {"reverse_diffusion": reverse_diffusion_step, "euler_maruyama": euler_maruyama_step, "none": None}
-CORRECTORS = {"langevin": langevin_corrector, "ald": ald_corrector, "none": None}
-
-
-def pc_sampler(sde, score_fn, x, *, predictor="reverse_diffusion", corrector="langevin", snr=0.16,
-               n_steps_each=1, N=1000, eps=1e-3, noise_removal=True, probability_flow=False,
-               generator=None):
-    """Predictor-corrector sampling from T to eps. Returns (x, nfe).
-
-    Times are the first N points of linspace(T, eps, N + 1) (as the PFGM code; the last step ends at
-    eps). At each time the corrector runs n_steps_each times, then the predictor steps to the next
-    time. noise_removal returns the last predictor step without its noise.
-    """
-    if predictor not in PREDICTORS or corrector not in CORRECTORS:
-        raise ValueError(f"unknown predictor {predictor!r} or corrector {corrector!r}")
-    predict, correct = PREDICTORS[predictor], CORRECTORS[corrector]
-    calls = [0]
-
-    def counted(y, t):
-        calls[0] += 1
-        return score_fn(y, t)
-
-    ts = torch.linspace(sde.T, eps, N + 1, dtype=torch.float64).tolist()
-    x_mean = x
-    with torch.no_grad():
-        for t, t_next in zip(ts[:-1], ts[1:]):
-            if correct is not None:
-                x = correct(sde, counted, x, t, N=N, snr=snr, n_steps=n_steps_each, generator=generator)
-            if predict is not None:
-                x, x_mean = predict(sde, counted, x, t, t_next - t, N=N, generator=generator,
-                                    probability_flow=probability_flow)
-            else:
-                x_mean = x
-    return (x_mean if noise_removal else x), calls[0]
-
-
-def denoise(sde, score_fn, x, t, *, N):
-    """One noiseless reverse-diffusion step at time t (the end of the ODE sampler). 1 NFE."""
-    f, G = sde.discretize(x, t, N)
-    return x - f + _per_sample(G * G, x) * score_fn(x, t)

@@ -14,20 +14,14 @@ Distributed (torchrun): each rank draws its share of the step's batch, the share
 the PFGM field sees every charge of the global batch, each rank trains on its share of the trained
 points, and DistributedDataParallel averages the gradients. Only rank 0 writes files.
 """
-import csv
 import os
-import signal
-import time
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from pfgm import checkpoint, config_checks, datasets, methods, models, run_utils, visualize
+from pfgm import checkpoint, config_checks, datasets, methods, models, run_utils, seeds, visualize
 from pfgm.models.ema import ExponentialMovingAverage
-
-# streams of step_seed
-_DATA, _NOISE, _TORCH, _EVAL, _SNAPSHOT = range(5)
 
 
 def build_optimizer(config, params):
@@ -43,20 +37,9 @@ def learning_rate(config, step):
     return o.lr * min((step + 1) / o.warmup, 1.0) if o.warmup > 0 else o.lr
 
 
-def build_model(config, device):
-    """The configured network; a config it cannot be built from is a ConfigError naming model.*."""
-    try:
-        return models.create_model(config, device)
-    except config_checks.ConfigError:
-        raise
-    except (ValueError, TypeError, RuntimeError, KeyError, AttributeError) as e:
-        raise config_checks.ConfigError(f"model ({config.model.name}): cannot build the network from "
-                                        f"this config: {type(e).__name__}: {e}") from e
-
-
 def draw_shard(dataset, config, step, rank, world):
     """This rank's share (B_L / world samples, its trained points first) of step `step`'s batch."""
-    gen = torch.Generator().manual_seed(run_utils.step_seed(config.seed, step, _DATA, rank))
+    gen = torch.Generator().manual_seed(seeds.step_seed(config.seed, step, seeds.TRAIN_DATA, rank))
     return next(dataset.train_batches(config.training.batch_size // world, gen))
 
 
@@ -76,7 +59,8 @@ class Interrupted(Exception):
 
 
 class Trainer:
-    """Everything one run needs, built (and checked) before anything is written to the workdir."""
+    """One run: everything it needs is built (and checked) before anything is written to the workdir;
+    `run()` then trains. `train_step` is one update; the rest of the loop lives in `_run`."""
 
     def __init__(self, config, workdir):
         config_checks.validate(config)
@@ -92,44 +76,22 @@ class Trainer:
         self.scaler = datasets.data_scaler(config)
         self.inverse_scaler = datasets.inverse_scaler(config)
         self.method = methods.get_method(config)
-        self.model = build_model(config, self.device)
+        self.model = models.build(config, self.device)
         self.ema = ExponentialMovingAverage(self.model, config.model.ema_rate)
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.step = 0
         self.nonfinite_in_row = self.nonfinite_total = 0
         self.log = run_utils.setup_logging(None)
-        self.resumed_from = self._resume()
+        self.resumed_from, state = checkpoint.newest_readable(workdir, self.log)
+        if state is not None:
+            checkpoint.load_state(state, self.resumed_from, self.model, self.ema, self.optimizer)
+            self.step = int(state["step"])
+            self.nonfinite_total = int(state.get("nonfinite_total", 0))
         self.ddp = None
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self._stop = False
-
-    def _resume(self):
-        """Load the newest readable checkpoint (meta or numbered); skip and name corrupt ones.
-
-        A checkpoint that cannot be read for another reason (permissions, I/O) or that is of another
-        network is an error, not something to skip: skipping it could let an older state overwrite it.
-        """
-        candidates = [(s, p) for s, p in checkpoint.list_checkpoints(self.workdir)]
-        meta = checkpoint.meta_checkpoint_path(self.workdir)
-        states = []
-        if os.path.exists(meta):
-            candidates.append((None, meta))
-        for step, path in candidates:
-            try:
-                state = checkpoint.read_checkpoint(path, map_location="cpu")
-            except checkpoint.CheckpointCorrupt as e:
-                self.log.warning("skipping %s", e)
-                continue
-            states.append((int(state.get("step", -1)), path != meta, path, state))
-        if not states:
-            return None
-        step, _, path, state = max(states, key=lambda s: (s[0], s[1]))
-        checkpoint.load_state(state, path, self.model, self.ema, self.optimizer)
-        self.step = int(state["step"])
-        self.nonfinite_total = int(state.get("nonfinite_total", 0))
-        return path
 
     # -- one step -------------------------------------------------------------------------
     def global_batch(self, step):
@@ -143,9 +105,9 @@ class Trainer:
     def train_step(self, batch):
         """One update on the global batch; returns (loss, lr), loss NaN when the step was skipped."""
         self.model.train()
-        torch.manual_seed(run_utils.step_seed(self.config.seed, self.step, _TORCH, self.rank))
+        torch.manual_seed(seeds.step_seed(self.config.seed, self.step, seeds.TRAIN_TORCH, self.rank))
         noise = torch.Generator(device=self.device)
-        noise.manual_seed(run_utils.step_seed(self.config.seed, self.step, _NOISE))
+        noise.manual_seed(seeds.step_seed(self.config.seed, self.step, seeds.TRAIN_NOISE))
         net = self.ddp if self.ddp is not None else self.model
         shard = (self.rank, self.world) if self.world > 1 else None
         loss = self.method.loss(net, batch, generator=noise, shard=shard)
@@ -168,29 +130,16 @@ class Trainer:
         self.ema.update(self.model)
         return loss.item(), lr
 
+    # -- what a step may be followed by -----------------------------------------------------
     @torch.no_grad()
     def eval_loss(self):
-        gen = torch.Generator().manual_seed(self.config.seed + _EVAL)
-        noise = torch.Generator(device=self.device).manual_seed(self.config.seed + _EVAL)
-        with self.ema_weights():
+        seed = seeds.offset(self.config.seed, seeds.EVAL_LOSS)
+        gen = torch.Generator().manual_seed(seed)
+        noise = torch.Generator(device=self.device).manual_seed(seed)
+        with self.ema.swapped_in(self.model):
             batch = self.scaler(self.dataset.eval_data(self.config.training.batch_size, gen).to(self.device))
             return self.method.loss(self.model, batch, generator=noise).item()
 
-    def ema_weights(self):
-        trainer = self
-
-        class _Swap:
-            def __enter__(self):
-                trainer.ema.store(trainer.model)
-                trainer.ema.copy_to(trainer.model)
-                trainer.model.eval()
-
-            def __exit__(self, *exc):
-                trainer.ema.restore(trainer.model)
-
-        return _Swap()
-
-    # -- outputs (rank 0) -----------------------------------------------------------------
     def save(self, path):
         if self.nonfinite_in_row:
             # The state of a non-finite streak may be the exploded one that caused it: keep the last
@@ -202,25 +151,19 @@ class Trainer:
                                        nonfinite_total=self.nonfinite_total)
 
     def snapshot_samples(self):
-        n = self.config.training.get("snapshot_num_samples", 64)
-        gen = torch.Generator(device=self.device).manual_seed(self.config.seed + _SNAPSHOT)
-        with self.ema_weights():
-            samples, nfe = self.method.sample(self.model, n, self.dataset.shape, generator=gen, device=self.device)
-        samples = self.inverse_scaler(samples).float().cpu().numpy()
+        n = self.config.training.snapshot_num_samples
+        gen = torch.Generator(device=self.device).manual_seed(seeds.offset(self.config.seed, seeds.SNAPSHOT))
+        with self.ema.swapped_in(self.model):
+            samples, nfes = self.method.sample_in_batches(
+                self.model, n, self.dataset.shape, generator=gen, device=self.device,
+                convert=lambda x: self.inverse_scaler(x).float().cpu().numpy())
         folder = os.path.join(self.workdir, "samples", f"iter_{self.step}")
         os.makedirs(folder, exist_ok=True)
-        np.savez(os.path.join(folder, "sample.npz"), samples=samples, nfe=nfe)
+        np.savez(os.path.join(folder, "sample.npz"), samples=samples, nfe=nfes[0])
         reference = self.dataset.eval_data(n, torch.Generator().manual_seed(0)).numpy()
         visualize.save_samples_figure(samples, os.path.join(folder, "sample.png"), reference=reference,
-                                      title=f"step {self.step}, NFE {nfe}")
-        return folder, nfe
-
-    def _barrier(self):
-        if self.world > 1:
-            dist.barrier()
-
-    def _on_signal(self, signum, frame):
-        self._stop = True
+                                      title=f"step {self.step}, NFE {nfes[0]}")
+        return folder, nfes[0]
 
     def _should_stop(self):
         self._stop = self._stop or run_utils.stop_requested()
@@ -229,6 +172,9 @@ class Trainer:
         flag = torch.tensor([float(self._stop)], device=self.device)
         dist.all_reduce(flag)
         return flag.item() > 0
+
+    def _request_stop(self, signum, frame):
+        self._stop = True
 
     # -- the loop -------------------------------------------------------------------------
     def run(self):
@@ -241,93 +187,80 @@ class Trainer:
                 lock.close()
 
     def _run(self, main):
-        cfg, t = self.config, self.config.training
-        max_bad = t.get("max_nonfinite_steps", 20)
+        cfg, t, log = self.config, self.config.training, self.log
+        # 1. the workdir (rank 0): folders, log file, what killed writes left, the config
         if main:
             os.makedirs(os.path.join(self.workdir, "checkpoints"), exist_ok=True)
-            self.log = run_utils.setup_logging(os.path.join(self.workdir, "log.txt"))
+            log = self.log = run_utils.setup_logging(os.path.join(self.workdir, "log.txt"))
             for path in run_utils.remove_orphan_temporaries(self.workdir):
-                self.log.info("removed %s, left by a checkpoint write that was killed", path)
+                log.info("removed %s, left by a checkpoint write that was killed", path)
             with open(os.path.join(self.workdir, "config.json"), "w") as f:
                 f.write(cfg.to_json_best_effort(indent=2))
-        log = self.log
-        n_params = sum(p.numel() for p in self.model.parameters())
-        if main:
             log.info("training %s with %s (%.2fM parameters) on %s x%d, data %s %s; step %d of %d%s",
-                     t.sde, cfg.model.name, n_params / 1e6, self.device, self.world, cfg.data.dataset,
-                     tuple(self.dataset.shape), self.step, t.n_iters,
+                     t.sde, cfg.model.name, sum(p.numel() for p in self.model.parameters()) / 1e6, self.device,
+                     self.world, cfg.data.dataset, tuple(self.dataset.shape), self.step, t.n_iters,
                      f" (resumed from {self.resumed_from})" if self.resumed_from else "")
-        loss_file = open(os.path.join(self.workdir, "loss.csv"), "a", newline="") if main else None
-        loss_log = csv.writer(loss_file) if main else None
-        if main and loss_file.tell() == 0:
-            loss_log.writerow(["step", "loss", "lr"])
-        handlers = {}
-        if threading_is_main():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                handlers[sig] = signal.signal(sig, self._on_signal)
+        # 2. resumed at a snapshot step whose numbered checkpoint was lost (a kill during its write)
         due = self.step > 0 and (self.step % t.snapshot_freq == 0 or self.step == t.n_iters)
         if due and not os.path.exists(checkpoint.checkpoint_path(self.workdir, self.step)):
-            # resumed at a snapshot step whose numbered checkpoint was lost (a kill during its write)
             self.save(checkpoint.checkpoint_path(self.workdir, self.step))
             if main:
                 log.info("step %d: numbered checkpoint was missing; written from the resumed state", self.step)
-        bar = run_utils.progress(total=t.n_iters, initial=self.step, desc="train", unit="step", disable=not main or None)
-        start, logged_step, last_loss = time.time(), self.step, float("nan")
-        try:
-            while self.step < t.n_iters:
-                if self._should_stop():
-                    raise Interrupted
-                last_loss, lr = self.train_step(self.global_batch(self.step))
-                step = self.step
-                bar.update(1)
-                if self.nonfinite_in_row:
-                    log.warning("step %d: non-finite loss or gradients; update skipped (%d in a row, %d in all)",
-                                step, self.nonfinite_in_row, self.nonfinite_total)
-                    if self.nonfinite_in_row >= max_bad:
-                        raise FloatingPointError(
-                            f"{self.nonfinite_in_row} non-finite steps in a row (training.max_nonfinite_steps="
-                            f"{max_bad}); stopped at step {step}. The last good checkpoints in "
-                            f"{self.workdir!r} are kept; lower optim.lr or check the data")
-                if main and (step % t.log_freq == 0 or step == t.n_iters):
-                    loss_log.writerow([step, f"{last_loss:.6g}", f"{lr:.3g}"])
-                    loss_file.flush()
-                    bar.set_postfix(loss=f"{last_loss:.4g}")
-                    rate = (step - logged_step) / max(time.time() - start, 1e-9)
-                    log.info("step %d  loss %.5g  lr %.2e  (%.1f steps/s)", step, last_loss, lr, rate)
-                    start, logged_step = time.time(), step
-                if main and step % t.eval_freq == 0:
-                    log.info("step %d  eval loss (EMA) %.5g", step, self.eval_loss())
-                # The numbered checkpoint first: were the meta one written first and the run killed
-                # during the numbered write, resume would start past this step and never write it.
-                if step % t.snapshot_freq == 0 or step == t.n_iters:
-                    self.save(checkpoint.checkpoint_path(self.workdir, step))
-                    if main and t.snapshot_sampling:
-                        folder, nfe = self.snapshot_samples()
-                        log.info("step %d  checkpoint saved; samples (NFE %d) in %s", step, nfe, folder)
-                    self._barrier()
-                if step % t.snapshot_freq_for_preemption == 0:
-                    self.save(checkpoint.meta_checkpoint_path(self.workdir))
-        except Interrupted:
-            self.save(checkpoint.meta_checkpoint_path(self.workdir))
-            if main:
-                log.info("interrupted at step %d: meta checkpoint saved; run the same command to resume", self.step)
-            return self
-        finally:
-            bar.close()
-            if loss_file:
-                loss_file.close()
-            for sig, h in handlers.items():
-                signal.signal(sig, h)
+        # 3. the loop: a step, then what is due after it
+        last_loss = float("nan")
+        with run_utils.LossLog(os.path.join(self.workdir, "loss.csv") if main else None) as loss_log, \
+                run_utils.on_stop_signals(self._request_stop), \
+                run_utils.progress(total=t.n_iters, initial=self.step, desc="train", unit="step",
+                                   disable=not main or None) as bar:
+            rate = run_utils.Rate(self.step)
+            try:
+                while self.step < t.n_iters:
+                    if self._should_stop():
+                        raise Interrupted
+                    last_loss, lr = self.train_step(self.global_batch(self.step))
+                    step = self.step
+                    bar.update(1)
+                    if self.nonfinite_in_row:
+                        self._on_nonfinite(step)
+                    if main and (step % t.log_freq == 0 or step == t.n_iters):
+                        loss_log.write(step, last_loss, lr)
+                        bar.set_postfix(loss=f"{last_loss:.4g}")
+                        log.info("step %d  loss %.5g  lr %.2e  (%.1f steps/s)", step, last_loss, lr, rate(step))
+                    if main and step % t.eval_freq == 0:
+                        log.info("step %d  eval loss (EMA) %.5g", step, self.eval_loss())
+                    # The numbered checkpoint first: were the meta one written first and the run killed
+                    # during the numbered write, resume would start past this step and never write it.
+                    if step % t.snapshot_freq == 0 or step == t.n_iters:
+                        self.save(checkpoint.checkpoint_path(self.workdir, step))
+                        if main and t.snapshot_sampling:
+                            folder, nfe = self.snapshot_samples()
+                            log.info("step %d  checkpoint saved; samples (NFE %d) in %s", step, nfe, folder)
+                        if self.world > 1:
+                            dist.barrier()
+                    if step % t.snapshot_freq_for_preemption == 0:
+                        self.save(checkpoint.meta_checkpoint_path(self.workdir))
+            except Interrupted:
+                self.save(checkpoint.meta_checkpoint_path(self.workdir))
+                if main:
+                    log.info("interrupted at step %d: meta checkpoint saved; run the same command to resume",
+                             self.step)
+                return self
+        # 4. the end
         self.save(checkpoint.meta_checkpoint_path(self.workdir))
         if main:
             log.info("done: %d steps; final loss %.5g", self.step, last_loss)
         return self
 
-
-def threading_is_main():
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+    def _on_nonfinite(self, step):
+        """Log a skipped step; stop after training.max_nonfinite_steps of them in a row."""
+        self.log.warning("step %d: non-finite loss or gradients; update skipped (%d in a row, %d in all)",
+                         step, self.nonfinite_in_row, self.nonfinite_total)
+        max_bad = self.config.training.max_nonfinite_steps
+        if self.nonfinite_in_row >= max_bad:
+            raise FloatingPointError(
+                f"{self.nonfinite_in_row} non-finite steps in a row (training.max_nonfinite_steps="
+                f"{max_bad}); stopped at step {step}. The last good checkpoints in "
+                f"{self.workdir!r} are kept; lower optim.lr or check the data")
 
 
 def train(config, workdir):

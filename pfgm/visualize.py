@@ -4,10 +4,8 @@ import os
 
 import numpy as np
 
-
-def to_uint8(images):
-    """[0, 1] floats -> uint8, rounded (the original truncated) and clipped."""
-    return np.clip(np.rint(np.asarray(images, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+from pfgm.files import atomic_write
+from pfgm.images import to_uint8  # rounds where the original code truncated
 
 
 def image_grid(images, nrow=None, padding=2, pad_value=255):
@@ -36,7 +34,7 @@ def save_image_grid(images, path, nrow=None, padding=2, scale=1):
     img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     if scale != 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    _atomic_save(lambda p: img.save(p, format="PNG"), path)
+    atomic_write(path, lambda p: img.save(p, format="PNG"))
 
 
 def save_scatter(points, path, reference=None, title=None, lim=None):
@@ -59,7 +57,7 @@ def save_scatter(points, path, reference=None, title=None, lim=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _atomic_save(lambda p: fig.savefig(p, dpi=100, format="png"), path)
+    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
     plt.close(fig)
 
 
@@ -76,12 +74,6 @@ def save_samples_figure(samples, path, reference=None, title=None):
     return True
 
 
-def _atomic_save(write, path):
-    tmp = f"{path}.tmp{os.getpid()}"
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_images(images, folder, prefix=""):
     """Every image of (n, C, H, W) floats in [0, 1] as its own PNG, {prefix}{i:06d}.png: the folder
     tools like pytorch-fid or clean-fid read. Returns the number written."""
@@ -91,7 +83,7 @@ def save_images(images, folder, prefix=""):
     os.makedirs(folder, exist_ok=True)
     for i, img in enumerate(images):
         pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
-        _atomic_save(lambda p, pil=pil: pil.save(p, format="PNG"), os.path.join(folder, f"{prefix}{i:06d}.png"))
+        atomic_write(os.path.join(folder, f"{prefix}{i:06d}.png"), lambda p, pil=pil: pil.save(p, format="PNG"))
     return len(images)
 
 
@@ -140,5 +132,5 @@ def save_trajectories(times, states, path, reference=None, time_name="z", title=
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _atomic_save(lambda p: fig.savefig(p, dpi=100, format="png"), path)
+    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
     plt.close(fig)

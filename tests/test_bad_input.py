@@ -11,20 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from configs.poisson import toy2d
+from conftest import ROOT
+from conftest import tiny_config as shrunk
 from pfgm import checkpoint, config_checks, datasets, evaluate, train
 
+pytestmark = pytest.mark.e2e
 CLEAN = (config_checks.ConfigError, datasets.DataError, checkpoint.CheckpointError)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config():
-    c = toy2d.get_config()
-    c.training.update(n_iters=10, snapshot_freq=10, snapshot_freq_for_preemption=5, log_freq=5, eval_freq=100,
-                      batch_size=64, small_batch_size=16, snapshot_sampling=False)
-    c.model.update(nf=16, num_layers=2)
-    c.device = "cpu"
-    return c
+    return shrunk("poisson/toy2d", 10, batch_size=64, small_batch_size=16, snapshot_freq_for_preemption=5,
+                  log_freq=5, model=dict(nf=16, num_layers=2))
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def small_config():
 
 def build(config, seed):
     torch.manual_seed(seed)
-    return models.create_model(config, "cpu")
+    return models.build(config, "cpu")
 
 
 def original_checkpoint(model, config, shadow_seed=123):
@@ -102,6 +102,7 @@ def test_ema_shadow_params_apply_in_parameter_order(saved):
         assert not torch.equal(params[name], dict(model.named_parameters())[name]), name
 
 
+@pytest.mark.e2e
 def test_evaluate_runs_on_original_workdir(saved):
     config, workdir, _, _, _ = saved
     config = small_config()

@@ -8,31 +8,22 @@ import sys
 import numpy as np
 import pytest
 
-from configs.poisson import toy2d
+from conftest import ROOT, override_flags, shipped_config
+from conftest import tiny_config as shrunk
 from pfgm import config_checks, evaluate, train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-TINY = [
-    "--config.training.n_iters=30", "--config.training.snapshot_freq=20",
-    "--config.training.snapshot_freq_for_preemption=10", "--config.training.log_freq=10",
-    "--config.training.eval_freq=20", "--config.training.batch_size=128",
-    "--config.training.small_batch_size=32", "--config.training.snapshot_num_samples=50",
-    "--config.model.nf=32", "--config.model.num_layers=2",
-    "--config.eval.num_samples=60", "--config.eval.batch_size=40",
-    "--config.sampling.ode_solver=euler", "--config.sampling.N=10",
-]
-
+pytestmark = pytest.mark.e2e
 
 def tiny_config():
-    c = toy2d.get_config()
-    c.training.update(n_iters=30, snapshot_freq=20, snapshot_freq_for_preemption=10, log_freq=10,
-                      eval_freq=20, batch_size=128, small_batch_size=32, snapshot_num_samples=50)
-    c.model.update(nf=32, num_layers=2)
+    c = shrunk("poisson/toy2d", 30, batch_size=128, small_batch_size=32, snapshot_freq=20,
+               snapshot_freq_for_preemption=10, log_freq=10, eval_freq=20, snapshot_num_samples=50,
+               snapshot_sampling=True, model=dict(nf=32, num_layers=2))
     c.eval.update(num_samples=60, batch_size=40)
     c.sampling.update(ode_solver="euler", N=10)
-    c.device = "cpu"
     return c
+
+
+TINY = override_flags(tiny_config(), "poisson/toy2d")  # the same settings for command-line runs
 
 
 def cli(*args, cwd=ROOT):
@@ -148,7 +139,7 @@ def test_corrupt_checkpoint_is_named(tmp_path):
 
 
 def test_validate_accepts_the_shipped_toy_config():
-    config_checks.validate(toy2d.get_config())
+    config_checks.validate(shipped_config("poisson/toy2d"))
 
 
 @pytest.mark.parametrize("case", ["workdir_is_a_file", "missing_config", "config_syntax_error", "bad_device",

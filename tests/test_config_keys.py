@@ -65,6 +65,7 @@ def test_an_unknown_section_is_an_error():
         config_checks.validate(c)
 
 
+@pytest.mark.e2e
 def test_cli_refuses_a_config_file_with_an_unread_key(tmp_path):
     cfg = tmp_path / "cfg.py"
     cfg.write_text("from configs.poisson.toy2d import get_config as base\n\n"

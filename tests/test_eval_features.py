@@ -8,10 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from configs.poisson import digits_ddpmpp, toy2d
+from conftest import tiny_config
+from configs.poisson import toy2d
 from configs.vp import toy2d as vp_toy2d
-from pfgm import checkpoint, config_checks, datasets, evaluate, methods, train
+from pfgm import checkpoint, config_checks, datasets, evaluate, methods, models, train
 from pfgm.evaluation import prior_paths
+
+pytestmark = pytest.mark.e2e
 
 
 def test_slerp_stays_on_the_sphere_at_equal_angles():
@@ -36,14 +39,10 @@ def test_rescale_rows_share_a_direction_at_the_originals_radii():
 
 
 def digits_config():
-    c = digits_ddpmpp.get_config()
-    c.training.update(n_iters=2, snapshot_freq=2, snapshot_freq_for_preemption=2, log_freq=1, eval_freq=100,
-                      batch_size=32, small_batch_size=8, snapshot_sampling=False)
-    c.model.nf = 16
+    c = tiny_config("poisson/digits_ddpmpp", model=dict(nf=16))
     c.sampling.update(ode_solver="euler", N=3)
     c.eval.update(enable_loss=True, enable_sampling=True, num_samples=6, batch_size=100, save_images=True,
                   enable_interpolate=True, enable_rescale=True)
-    c.device = "cpu"
     return c
 
 
@@ -79,7 +78,7 @@ def test_eval_loss_averages_the_whole_held_out_split(digits_run):
     ds = datasets.get_dataset(c)
     assert report["eval_loss_points"] == ds.num_eval
     # the same batches by hand: eval.batch_size images at a time, weighted by their size
-    model = train.build_model(c, torch.device("cpu"))
+    model = models.build(c, torch.device("cpu"))
     from pfgm.models.ema import ExponentialMovingAverage
     ema = ExponentialMovingAverage(model, c.model.ema_rate)
     checkpoint.load_checkpoint(os.path.join(work, "checkpoints", "checkpoint_2.pth"), model, ema)

@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from configs.poisson import digits_ddpmpp
+from conftest import tiny_config
 from pfgm import config_checks, evaluate, train
-from pfgm.evaluation import fid, inception
+from pfgm.evaluation import inception, sources
+
+pytestmark = pytest.mark.e2e
 
 
 def digits_config(tmp_path):
-    c = digits_ddpmpp.get_config()
-    c.training.update(n_iters=2, snapshot_freq=2, snapshot_freq_for_preemption=2, log_freq=1, eval_freq=100,
-                      batch_size=32, small_batch_size=8, snapshot_sampling=False)
+    c = tiny_config("poisson/digits_ddpmpp")
     c.eval.update(num_samples=6, batch_size=6, enable_loss=False, enable_sampling=True)
     c.sampling.update(ode_solver="euler", N=3)
-    c.device = "cpu"
     return c
 
 
@@ -29,7 +28,7 @@ def test_eval_reports_fid_and_is(tmp_path):
     weights = tmp_path / "inception.pth"
     torch.save(inception.InceptionV3FID().state_dict(), weights)
     stats = tmp_path / "stats.npz"
-    fid.save_statistics(str(stats), np.zeros(2048), np.eye(2048))
+    sources.save_statistics(str(stats), np.zeros(2048), np.eye(2048))
     c.eval.update(fid_stats=str(stats), inception_weights=str(weights))
     with pytest.warns(UserWarning):  # the stand-in weights do not have the published hash
         (report,) = evaluate.evaluate(c, work, "ev")
@@ -42,7 +41,7 @@ def test_eval_reports_fid_and_is(tmp_path):
 def test_missing_inception_weights_fail_before_sampling(tmp_path):
     c = digits_config(tmp_path)
     stats = tmp_path / "stats.npz"
-    fid.save_statistics(str(stats), np.zeros(2048), np.eye(2048))
+    sources.save_statistics(str(stats), np.zeros(2048), np.eye(2048))
     c.eval.update(fid_stats=str(stats), inception_weights=str(tmp_path / "nope.pth"))
     with pytest.raises(config_checks.ConfigError, match="inception_weights"):
         evaluate.evaluate(c, str(tmp_path / "run"), "ev")

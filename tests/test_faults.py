@@ -18,6 +18,8 @@ from pfgm import checkpoint, models, train
 from pfgm.models.ema import ExponentialMovingAverage
 from test_reliability import assert_same_state, logged_step, start, tiny_config
 
+pytestmark = pytest.mark.e2e
+
 
 class _Evil:
     """Unpickling this would run a shell command (the classic malicious checkpoint)."""
@@ -46,13 +48,13 @@ def test_a_checkpoint_without_ema_is_evaluated_with_its_model_weights(tmp_path):
     c = digits_ddpmpp.get_config()
     c.model.nf = 16
     c.device = "cpu"
-    trained = models.create_model(c, "cpu")
+    trained = models.build(c, "cpu")
     with torch.no_grad():
         for p in trained.parameters():
             p.add_(0.5)
     path = tmp_path / "checkpoint_3.pth"
     torch.save(dict(model=trained.state_dict(), step=3), path)
-    fresh = models.create_model(c, "cpu")
+    fresh = models.build(c, "cpu")
     ema = ExponentialMovingAverage(fresh, 0.999)
     checkpoint.load_checkpoint(str(path), fresh, ema)
     ema.copy_to(fresh)

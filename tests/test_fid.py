@@ -19,8 +19,8 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from pfgm.evaluation import fid
-from pfgm.evaluation import inception
+from pfgm.evaluation import fid, inception, sources
+from pfgm.images import to_rgb_uint8
 
 REPO = Path(__file__).resolve().parent.parent
 STATE_DICT_JSON = Path(__file__).resolve().parent / "data" / "fid-inception-state-dict.json"
@@ -335,80 +335,80 @@ def test_compute_activations_layouts_batches_and_truncation(images):
     assert only_feats[1] is None
 
 
-def test_to_uint8_errors():
+def test_to_rgb_uint8_errors():
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\].*\(x \+ 1\) / 2"):
-        fid.to_uint8(np.full((2, 4, 4, 3), -0.5), name="x.npz")
+        to_rgb_uint8(np.full((2, 4, 4, 3), -0.5), name="x.npz")
     with pytest.raises(ValueError, match=r"x.npz: float images must lie in \[0, 1\]"):
-        fid.to_uint8(np.full((2, 4, 4, 3), 2.0), name="x.npz")
+        to_rgb_uint8(np.full((2, 4, 4, 3), 2.0), name="x.npz")
     with pytest.raises(ValueError, match="channels"):
-        fid.to_uint8(np.zeros((2, 5, 4, 4), dtype=np.uint8))
+        to_rgb_uint8(np.zeros((2, 5, 4, 4), dtype=np.uint8))
     with pytest.raises(ValueError, match="shaped"):
-        fid.to_uint8(np.zeros((2, 3), dtype=np.uint8))
+        to_rgb_uint8(np.zeros((2, 3), dtype=np.uint8))
     with pytest.raises(ValueError, match=r"\[0, 255\]"):
-        fid.to_uint8(np.full((1, 4, 4, 3), 300))
-    gray = fid.to_uint8(np.full((2, 4, 4, 1), 0.5))
+        to_rgb_uint8(np.full((1, 4, 4, 3), 300))
+    gray = to_rgb_uint8(np.full((2, 4, 4, 1), 0.5))
     assert gray.shape == (2, 4, 4, 3) and gray.dtype == np.uint8 and (gray == 128).all()
 
 
 def test_sources_agree_and_round_trip(tmp_path, images, image_folder):
     np.savez(tmp_path / "samples.npz", samples=images)
     np.savez(tmp_path / "floats.npz", images.transpose(0, 3, 1, 2) / 255.0)  # NCHW floats, key arr_0
-    assert fid.source_kind(image_folder) == "folder"
-    assert fid.source_kind(tmp_path / "samples.npz") == "samples"
-    assert len(fid.iter_image_folder(image_folder)) == 12
+    assert sources.source_kind(image_folder) == "folder"
+    assert sources.source_kind(tmp_path / "samples.npz") == "samples"
+    assert len(sources.iter_image_folder(image_folder)) == 12
     order = list(range(11)) + [11]  # 000000..000010, then sub/000011
     kw = dict(batch_size=5, device="cpu", progress=False)
-    from_folder = fid.source_activations(image_folder, stand_in, **kw)[0]
+    from_folder = sources.source_activations(image_folder, stand_in, **kw)[0]
     np.testing.assert_allclose(from_folder, fid.compute_activations(images[order], stand_in, **kw)[0])
-    mu, sigma = fid.source_statistics(tmp_path / "samples.npz", stand_in, **kw)
+    mu, sigma = sources.source_statistics(tmp_path / "samples.npz", stand_in, **kw)
     for other in (image_folder, tmp_path / "floats.npz"):
-        mu2, sigma2 = fid.source_statistics(other, stand_in, **kw)
+        mu2, sigma2 = sources.source_statistics(other, stand_in, **kw)
         np.testing.assert_allclose(mu2, mu, rtol=1e-6)
         np.testing.assert_allclose(sigma2, sigma, rtol=1e-5)
-    fid.save_statistics(tmp_path / "stats.npz", mu, sigma)
-    assert fid.source_kind(tmp_path / "stats.npz") == "stats"
-    loaded = fid.load_statistics(tmp_path / "stats.npz")
+    sources.save_statistics(tmp_path / "stats.npz", mu, sigma)
+    assert sources.source_kind(tmp_path / "stats.npz") == "stats"
+    loaded = sources.load_statistics(tmp_path / "stats.npz")
     np.testing.assert_array_equal(loaded[0], mu)
     np.testing.assert_array_equal(loaded[1], sigma)
-    assert abs(fid.fid_from_sources(image_folder, tmp_path / "stats.npz", stand_in, **kw)) < 1e-6
+    assert abs(sources.fid_from_sources(image_folder, tmp_path / "stats.npz", stand_in, **kw)) < 1e-6
     # score_sde/PFGM-style raw activations under pool_3
     acts = np.random.default_rng(10).normal(size=(50, 6))
     np.savez(tmp_path / "pool3.npz", pool_3=acts[:, None, None, :])
-    assert fid.source_kind(tmp_path / "pool3.npz") == "activations"
-    np.testing.assert_allclose(fid.load_statistics(tmp_path / "pool3.npz")[1], np.cov(acts, rowvar=False))
+    assert sources.source_kind(tmp_path / "pool3.npz") == "activations"
+    np.testing.assert_allclose(sources.load_statistics(tmp_path / "pool3.npz")[1], np.cov(acts, rowvar=False))
 
 
 def test_source_errors_name_the_path(tmp_path, image_folder):
     kw = dict(batch_size=4, device="cpu", progress=False)
     missing = tmp_path / "missing.npz"
     with pytest.raises(FileNotFoundError, match="missing.npz"):
-        fid.source_statistics(missing, stand_in, **kw)
+        sources.source_statistics(missing, stand_in, **kw)
     (tmp_path / "corrupt.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="corrupt.npz"):
-        fid.source_statistics(tmp_path / "corrupt.npz", stand_in, **kw)
+        sources.source_statistics(tmp_path / "corrupt.npz", stand_in, **kw)
     np.savez(tmp_path / "bad_shape.npz", samples=np.zeros((4, 8, 8), dtype=np.uint8))
     with pytest.raises(ValueError, match="bad_shape.npz"):
-        fid.source_statistics(tmp_path / "bad_shape.npz", stand_in, **kw)
+        sources.source_statistics(tmp_path / "bad_shape.npz", stand_in, **kw)
     np.savez(tmp_path / "range.npz", samples=np.full((4, 8, 8, 3), 1.5))
     with pytest.raises(ValueError, match=r"range.npz.*\[0, 1\]"):
-        fid.source_statistics(tmp_path / "range.npz", stand_in, **kw)
+        sources.source_statistics(tmp_path / "range.npz", stand_in, **kw)
     np.savez(tmp_path / "one.npz", samples=np.zeros((1, 8, 8, 3), dtype=np.uint8))
     with pytest.raises(ValueError, match="at least 2 samples"):
-        fid.source_statistics(tmp_path / "one.npz", stand_in, **kw)
+        sources.source_statistics(tmp_path / "one.npz", stand_in, **kw)
     (image_folder / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="broken.png"):
-        fid.source_statistics(image_folder, stand_in, **kw)
+        sources.source_statistics(image_folder, stand_in, **kw)
     (image_folder / "broken.png").unlink()
     from PIL import Image
     Image.fromarray(np.zeros((9, 9, 3), dtype=np.uint8)).save(image_folder / "zz_big.png")
     with pytest.raises(ValueError, match="zz_big.png.*share one size"):
-        fid.source_statistics(image_folder, stand_in, **kw)
+        sources.source_statistics(image_folder, stand_in, **kw)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty: no image files"):
-        fid.source_statistics(tmp_path / "empty", stand_in, **kw)
+        sources.source_statistics(tmp_path / "empty", stand_in, **kw)
     np.savez(tmp_path / "mu_only.npz", mu=np.zeros(3))
     with pytest.raises(ValueError, match="mu_only.npz: not a statistics file"):
-        fid.load_statistics(tmp_path / "mu_only.npz")
+        sources.load_statistics(tmp_path / "mu_only.npz")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -457,9 +457,10 @@ def test_cli_errors(cli, tmp_path, image_folder, monkeypatch, capsys):
     assert "nope.npz" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_cli_runs_as_a_script_on_stats_files_without_weights(tmp_path):
-    fid.save_statistics(tmp_path / "a.npz", np.zeros(3), np.eye(3))
-    fid.save_statistics(tmp_path / "b.npz", np.ones(3), 4 * np.eye(3))  # FID = 3 + 3 * (2 - 1)^2 = 6
+    sources.save_statistics(tmp_path / "a.npz", np.zeros(3), np.eye(3))
+    sources.save_statistics(tmp_path / "b.npz", np.ones(3), 4 * np.eye(3))  # FID = 3 + 3 * (2 - 1)^2 = 6
     env = {**os.environ, "PFGM_INCEPTION_WEIGHTS": str(tmp_path / "absent.pth"), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "tools/fid.py", "fid", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
@@ -504,9 +505,9 @@ def _write_fake_cifar_archive(path, per_batch=8, seed=0):
 
 
 def test_config_images_are_rounded_rgb_batches_in_order():
-    images = fid.config_images(DIGITS_CONFIG, "test", batch_size=100)
-    assert fid.source_kind(DIGITS_CONFIG) == "config"
-    assert len(images) == 297 and len(fid.config_images(DIGITS_CONFIG)) == 1500
+    images = sources.config_images(DIGITS_CONFIG, "test", batch_size=100)
+    assert sources.source_kind(DIGITS_CONFIG) == "config"
+    assert len(images) == 297 and len(sources.config_images(DIGITS_CONFIG)) == 1500
     batches = list(images)
     assert [b.shape for b in batches] == [(100, 8, 8, 3)] * 2 + [(97, 8, 8, 3)]
     got = np.concatenate(batches)
@@ -515,7 +516,7 @@ def test_config_images_are_rounded_rgb_batches_in_order():
     np.testing.assert_array_equal(got, np.repeat(expected, 3, axis=-1))
     assert got.max() == 255 and (got[..., 0] == got[..., 2]).all()
     with pytest.raises(ValueError, match="split must be"):
-        fid.config_images(DIGITS_CONFIG, "valid")
+        sources.config_images(DIGITS_CONFIG, "valid")
 
 
 def test_cli_digits_config_matches_its_images_as_samples(cli, tmp_path, capsys):
@@ -524,7 +525,7 @@ def test_cli_digits_config_matches_its_images_as_samples(cli, tmp_path, capsys):
     assert cli.main(["stats", str(DIGITS_CONFIG), "-o", str(from_config), *CPU], model=stand_in) == 0
     assert "N=1500" in capsys.readouterr().out
     assert cli.main(["stats", str(tmp_path / "train.npz"), "-o", str(from_samples), *CPU], model=stand_in) == 0
-    (mu1, s1), (mu2, s2) = fid.load_statistics(from_config), fid.load_statistics(from_samples)
+    (mu1, s1), (mu2, s2) = sources.load_statistics(from_config), sources.load_statistics(from_samples)
     np.testing.assert_allclose(mu1, mu2, rtol=1e-12)
     np.testing.assert_allclose(s1, s2, rtol=1e-10)
     assert cli.main(["fid", str(DIGITS_CONFIG), str(from_samples), *CPU], model=stand_in) == 0
@@ -534,15 +535,15 @@ def test_cli_digits_config_matches_its_images_as_samples(cli, tmp_path, capsys):
     assert cli.main(["stats", str(DIGITS_CONFIG), "--split", "test", "-o", str(test_stats), *CPU],
                     model=stand_in) == 0
     assert "N=297" in capsys.readouterr().out
-    mu3, s3 = fid.load_statistics(test_stats)
+    mu3, s3 = sources.load_statistics(test_stats)
     assert not np.allclose(mu3, mu1)
-    mu4, _ = fid.source_statistics(DIGITS_CONFIG, stand_in, split="test", device="cpu", progress=False)
+    mu4, _ = sources.source_statistics(DIGITS_CONFIG, stand_in, split="test", device="cpu", progress=False)
     np.testing.assert_allclose(mu4, mu3, rtol=1e-12)
     assert cli.main(["stats", str(DIGITS_CONFIG), "-o", str(tmp_path / "head.npz"), "--num_samples", "40", *CPU],
                     model=stand_in) == 0
     assert "N=40" in capsys.readouterr().out
     head = stand_in(torch.from_numpy(np.rint(_digits_split("train")[:40] * 255).astype(np.uint8)).repeat(1, 3, 1, 1))[0]
-    np.testing.assert_allclose(fid.load_statistics(tmp_path / "head.npz")[0], head.double().mean(0).numpy(),
+    np.testing.assert_allclose(sources.load_statistics(tmp_path / "head.npz")[0], head.double().mean(0).numpy(),
                                rtol=1e-6)
     assert cli.main(["stats", str(DIGITS_CONFIG), "--split", "test", "--num_samples", "298",
                      "-o", str(tmp_path / "too_many.npz"), *CPU], model=stand_in) == 1
@@ -559,12 +560,12 @@ def test_cli_cifar10_config_reads_the_archive(cli, tmp_path, capsys):
     assert cli.main(["stats", str(CIFAR_CONFIG), "--data_root", str(archive), "-o", str(out), *CPU],
                     model=stand_in) == 0
     assert "N=40" in capsys.readouterr().out
-    mu, sigma = fid.load_statistics(out)
-    mu2, sigma2 = fid.source_statistics(tmp_path / "train.npz", stand_in, device="cpu", progress=False)
+    mu, sigma = sources.load_statistics(out)
+    mu2, sigma2 = sources.source_statistics(tmp_path / "train.npz", stand_in, device="cpu", progress=False)
     np.testing.assert_allclose(mu, mu2, rtol=1e-12)
     np.testing.assert_allclose(sigma, sigma2, rtol=1e-10)
     test = arrays["test_batch"].reshape(-1, 3, 32, 32)
-    feats, _ = fid.source_activations(CIFAR_CONFIG, stand_in, split="test", data_root=archive, device="cpu",
+    feats, _ = sources.source_activations(CIFAR_CONFIG, stand_in, split="test", data_root=archive, device="cpu",
                                       progress=False)
     np.testing.assert_allclose(feats, stand_in(torch.from_numpy(test))[0].numpy(), rtol=1e-6)
 

@@ -1,4 +1,5 @@
-"""Image data sets (pfgm.datasets.images) and the image configs under configs/."""
+"""Image data sets (pfgm.datasets: image_base, digits, cifar10, image_folder), the shared image basics
+(pfgm.images) and the image configs under configs/."""
 import gzip
 import importlib
 import io
@@ -12,8 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pfgm.datasets import DataError, get_dataset
-from pfgm.datasets import images as im
+from pfgm.datasets import DataError, digits, get_dataset, image_folder
+from pfgm.datasets.image_base import ArraySource, ImageDataset, uniform_dequantize
+from pfgm.images import list_images, to_uint8
 
 CONFIG_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
@@ -209,11 +211,11 @@ def test_digits():
     torch.testing.assert_close(x * 16, torch.round(x * 16))  # 17 grey levels, 0..16
     # The split is fixed: two builds hold the same eval images, disjoint from the train images.
     ev = torch.cat(list(ds.eval_batches(100)))
-    again = torch.cat(list(im.make_digits(data_config(dataset="digits", image_size=8,
+    again = torch.cat(list(digits.make_digits(data_config(dataset="digits", image_size=8,
                                                       num_channels=1)).eval_batches(297)))
     torch.testing.assert_close(ev, again)
     assert ev.shape == (297, 1, 8, 8)
-    big = im.make_digits(data_config(dataset="digits", image_size=16, num_channels=3))
+    big = digits.make_digits(data_config(dataset="digits", image_size=16, num_channels=3))
     y = big.eval_data(10, gen())
     assert big.shape == (3, 16, 16) and y.shape == (10, 3, 16, 16)
     assert 0 <= y.min() and y.max() <= 1
@@ -290,9 +292,30 @@ def test_folder_splits(tmp_path):
     # Otherwise a fixed 1/20 (at least one) is held out, chosen by file name only.
     for i in range(45):
         save(str(tmp_path / "plain" / f"{i:03d}.png"), color)
-    a = im._split_folder(str(tmp_path / "plain"), im.list_images(str(tmp_path / "plain")))
-    b = im._split_folder(str(tmp_path / "plain"), im.list_images(str(tmp_path / "plain")))
+    a = image_folder._split_folder(str(tmp_path / "plain"), list_images(str(tmp_path / "plain")))
+    b = image_folder._split_folder(str(tmp_path / "plain"), list_images(str(tmp_path / "plain")))
     assert a == b and len(a[1]) == 3 and len(a[0]) == 42 and not set(a[0]) & set(a[1])
+
+
+def test_list_images_order_hidden_files_and_extensions(tmp_path):
+    # One listing for the data sets and the FID sources: a folder's files (by name) before its
+    # sub-folders (by name); hidden files and folders skipped; extensions matched case-insensitively.
+    for rel in ["b.png", "a/2.JPG", "a/1.bmp", "a/.hidden.png", ".cache/x.png", "c/d/3.tiff", "notes.txt"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    expected = ["b.png", "a/1.bmp", "a/2.JPG", "c/d/3.tiff"]
+    assert list_images(str(tmp_path)) == [str(tmp_path / rel) for rel in expected]
+    assert list_images(str(tmp_path / "missing")) == []
+
+
+def test_to_uint8_rounds_in_the_input_precision():
+    x = np.array([0.0, 0.5 / 255, 1.5 / 255, 0.5, 1.0, -0.1, 1.2])
+    np.testing.assert_array_equal(to_uint8(x), [0, 0, 2, 128, 255, 0, 255])  # half to even, clipped
+    # The product stays in float32 for float32 input, as FID has always computed it: there x * 255 rounds
+    # to exactly 0.5 (then to 0, half to even), while in float64 it is just above 0.5 (then to 1).
+    tie = np.array([0.0019607844296842813], np.float32)
+    assert to_uint8(tie)[0] == 0 and to_uint8(tie.astype(np.float64))[0] == 1
+    assert to_uint8(np.ones((2, 1, 3, 3), np.float32)).shape == (2, 1, 3, 3)
 
 
 def test_folder_errors_name_the_path(tmp_path):
@@ -328,7 +351,7 @@ def test_folder_errors_name_the_path(tmp_path):
 def test_random_flip_only_mirrors_and_spares_the_eval_split():
     torch.manual_seed(0)
     train, held = torch.rand(30, 2, 5, 6), torch.rand(10, 2, 5, 6)
-    ds = im.ImageDataset("t", (2, 5, 6), im.ArraySource(train), im.ArraySource(held), random_flip=True)
+    ds = ImageDataset("t", (2, 5, 6), ArraySource(train), ArraySource(held), random_flip=True)
     x = next(ds.train_batches(30, gen(1)))
     plain = {tuple(r.ravel().tolist()): i for i, r in enumerate(train)}
     mirrored = {tuple(r.flip(-1).ravel().tolist()): i for i, r in enumerate(train)}
@@ -348,8 +371,8 @@ def test_random_flip_only_mirrors_and_spares_the_eval_split():
 def test_uniform_dequantization_stays_close_and_in_range():
     levels = torch.linspace(0, 1, 20)  # 20 constant images, 0.0526 apart
     train = levels.view(20, 1, 1, 1).expand(20, 3, 4, 4).contiguous()
-    ds = im.ImageDataset("t", (3, 4, 4), im.ArraySource(train), im.ArraySource(train[:5]),
-                         uniform_dequantization=True)
+    ds = ImageDataset("t", (3, 4, 4), ArraySource(train), ArraySource(train[:5]),
+                      uniform_dequantization=True)
     x = next(ds.train_batches(20, gen()))
     assert 0 <= x.min() and x.max() < 1
     level = (x.mean((1, 2, 3)) * 19).round().long()
@@ -362,7 +385,7 @@ def test_uniform_dequantization_stays_close_and_in_range():
     assert u.min() >= -1e-4 and u.max() < 1 + 1e-4
     ev = ds.eval_data(5, gen())
     assert 0 <= ev.min() and ev.max() < 1
-    y = im.uniform_dequantize(torch.tensor([0.0, 1.0]).repeat(1000), gen())
+    y = uniform_dequantize(torch.tensor([0.0, 1.0]).repeat(1000), gen())
     assert 0 <= y.min() and y.max() < 1 and (y[1::2] >= 255 / 256).all() and (y[::2] < 1 / 256).all()
 
 
@@ -439,7 +462,7 @@ def test_image_configs_have_every_key(module):
     assert "model" not in config.training and "channels" not in config.data
 
 
-# Facts §5.1: (B_L, B, M, z_max, upper_norm, z_exp, ema_rate, lr, embedding, seed, image_size, reduce_mean)
+# The paper's CIFAR-10 settings (App. B; the official configs): (B_L, B, M, z_max, upper_norm, z_exp, ema_rate, lr, embedding, seed, image_size, reduce_mean)
 PAPER = {
     "cifar10_ddpmpp": (4096, 128, 291, 40, 3000, 5, 0.9999, 2e-4, "positional", 49, 32, False),
     "cifar10_ddpmpp_deep": (4096, 128, 291, 40, 3000, 5, 0.9999, 2e-4, "positional", 49, 32, False),

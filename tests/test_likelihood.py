@@ -15,9 +15,11 @@ import scipy.special
 import torch
 from torch import nn
 
-from configs.poisson import digits_ddpmpp, toy2d
+from conftest import tiny_config
+from configs.poisson import toy2d
 from configs.vp import toy2d as vp_toy2d
 from pfgm import config_checks, evaluate, methods, poisson, sampling, train
+from pfgm.methods import sde_samplers
 from pfgm.evaluation import likelihood
 from pfgm.methods.base import ProbabilityFlow
 from pfgm.methods.sde import VPSDE
@@ -192,7 +194,7 @@ def gaussian_sde_flow(name):
         m, s = marginal(float(t) if not torch.is_tensor(t) or t.dim() == 0 else float(t[0]))
         return -torch.linalg.solve(s, (x - m).t()).t()
 
-    flow = ProbabilityFlow(sampling.probability_flow_drift(sde, score), sde.likelihood_eps, sde.T, sde.prior_logp)
+    flow = ProbabilityFlow(sde_samplers.probability_flow_drift(sde, score), sde.likelihood_eps, sde.T, sde.prior_logp)
     return flow, marginal, sde, score
 
 
@@ -253,15 +255,13 @@ def test_bits_per_dim_of_the_uniform_density_is_eight():
 
 
 def digits_config():
-    c = digits_ddpmpp.get_config()
-    c.training.update(n_iters=2, snapshot_freq=2, snapshot_freq_for_preemption=2, log_freq=1, eval_freq=100,
-                      batch_size=32, small_batch_size=8, snapshot_sampling=False)
+    c = tiny_config("poisson/digits_ddpmpp")
     c.eval.update(enable_loss=False, enable_sampling=False, enable_bpd=True, bpd_batch_size=5, bpd_num_samples=7,
                   bpd_num_repeats=2, bpd_solver="euler", bpd_steps=3)
-    c.device = "cpu"
     return c
 
 
+@pytest.mark.e2e
 def test_eval_writes_bits_per_dim(tmp_path):
     c = digits_config()
     work = str(tmp_path / "run")
@@ -386,14 +386,11 @@ def test_pfgm_flow_applies_the_z_substitution_below_z_exp(charges):
     torch.testing.assert_close(flow.drift(x, math.log(0.5)), 0.5 * ref(x, 0.5))
 
 
+@pytest.mark.e2e
 def test_eval_nll_of_toy_points(tmp_path):
-    c = toy2d.get_config()
-    c.training.update(n_iters=2, snapshot_freq=2, snapshot_freq_for_preemption=2, log_freq=1, eval_freq=100,
-                      batch_size=64, small_batch_size=16, snapshot_sampling=False)
-    c.model.update(nf=16, num_layers=2)
+    c = tiny_config("poisson/toy2d", batch_size=64, small_batch_size=16, model=dict(nf=16, num_layers=2))
     c.eval.update(enable_loss=False, enable_sampling=False, enable_bpd=True, bpd_num_samples=20, batch_size=8,
                   bpd_rtol=1e-3, bpd_atol=1e-3)
-    c.device = "cpu"
     work = str(tmp_path / "run")
     train.train(c, work)
     (report,) = evaluate.evaluate(c, work, "ev")

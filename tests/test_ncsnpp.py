@@ -16,7 +16,7 @@ REF_DIR = Path(__file__).resolve().parent / "data"  # name -> shape of the origi
 
 
 def make_config(sde="poisson", **overrides):
-    """poisson/cifar10_ddpmpp (facts section 5.1); overrides as section__key=value."""
+    """poisson/cifar10_ddpmpp (the paper's CIFAR-10 settings); overrides as section__key=value."""
     c = ml_collections.ConfigDict()
     c.training = ml_collections.ConfigDict(dict(sde=sde, continuous=True))
     c.data = ml_collections.ConfigDict(dict(image_size=32, num_channels=3, centered=True))
@@ -38,7 +38,7 @@ CONFIGS = {
     "cifar10_ddpmpp": make_config(),
     "cifar10_ddpmpp_deep": make_config(model__num_res_blocks=8),
     "cifar10_ncsnpp": make_config(**NCSNPP_FIR),
-    # score_sde baselines (facts section 5.2)
+    # score_sde baselines (Song et al. 2021, their configs)
     "cifar10_ddpmpp_continuous": make_config("vpsde"),
     "cifar10_ncsnpp_continuous": make_config("vesde", data__centered=False, model__scale_by_sigma=True,
                                              **NCSNPP_FIR),
@@ -74,7 +74,7 @@ def test_state_dict_matches_official(name):
     assert _shapes(model) == [(k, list(v)) for k, v in REFERENCE[name].items()]
 
 
-def test_state_dict_sizes_from_facts():
+def test_state_dict_sizes_of_the_original_networks():
     expected = {  # (entries, parameters, len(all_modules), trainable tensors)
         "cifar10_ddpmpp": (565, 61_805_572, 55, 564),
         "cifar10_ddpmpp_deep": (957, 106_633_732, 91, 956),

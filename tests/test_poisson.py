@@ -178,7 +178,7 @@ def test_prior_radius_density_is_the_poisson_kernel():
 
 
 def test_prior_clipping_and_cifar_fraction():
-    # facts: with CIFAR-10 settings about 54% of radii sit at upper_norm
+    # with the original's CIFAR-10 settings about 54% of the prior's radii sit at upper_norm
     assert abs((1 - poisson.prior_radius_cdf(3000.0, 3072, 40.0)) - 0.54) < 0.005
     g = torch.Generator().manual_seed(6)
     x = poisson.sample_prior(20000, 3072, 40.0, 3000.0, generator=g)
@@ -220,7 +220,7 @@ def test_hyperparameter_rule():
     assert hp["M"] == 287
     assert hp["z_max"] == pytest.approx(38.57, abs=0.01)
     assert hp["upper_norm"] == pytest.approx(2679.1, abs=0.1)
-    # at M = 291 the same formulas give the shipped configs' neighbourhood (facts: 43.4 and 3015)
+    # at M = 291 the same formulas give the shipped configs' neighbourhood (z_max 43.4 and upper_norm 3015)
     top = 1.03**291
     assert math.sqrt(2 / math.pi) * 0.01 * top == pytest.approx(43.4, abs=0.05)
     with pytest.raises(ValueError):

@@ -8,27 +8,18 @@ import time
 import pytest
 import torch
 
-from configs.poisson import toy2d
+from conftest import ROOT, override_flags
+from conftest import tiny_config as shrunk
 from pfgm import checkpoint, train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-SETTINGS = [
-    "--config.training.n_iters=60", "--config.training.snapshot_freq=30",
-    "--config.training.snapshot_freq_for_preemption=5", "--config.training.log_freq=1",
-    "--config.training.eval_freq=1000", "--config.training.batch_size=256",
-    "--config.training.small_batch_size=64", "--config.training.snapshot_sampling=False",
-    "--config.model.nf=32", "--config.model.num_layers=2", "--config.device=cpu",
-]
-
+pytestmark = pytest.mark.e2e
 
 def tiny_config(n_iters=60):
-    c = toy2d.get_config()
-    c.training.update(n_iters=n_iters, snapshot_freq=30, snapshot_freq_for_preemption=5, log_freq=1,
-                      eval_freq=1000, batch_size=256, small_batch_size=64, snapshot_sampling=False)
-    c.model.update(nf=32, num_layers=2)
-    c.device = "cpu"
-    return c
+    return shrunk("poisson/toy2d", n_iters, batch_size=256, small_batch_size=64, snapshot_freq=30,
+                  snapshot_freq_for_preemption=5, eval_freq=1000, model=dict(nf=32, num_layers=2))
+
+
+SETTINGS = override_flags(tiny_config(), "poisson/toy2d")  # the same settings for command-line runs
 
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

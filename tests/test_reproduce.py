@@ -1,4 +1,4 @@
-"""tools/reproduce.py / pfgm.reproduce end to end on tiny settings (toy data, digits with a stand-in metric)."""
+"""tools/reproduce.py / experiments end to end on tiny settings (toy data, digits with a stand-in metric)."""
 import csv
 import os
 import subprocess
@@ -6,9 +6,11 @@ import sys
 
 import pytest
 
-from pfgm import reproduce
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # experiments/ is not installed: it lives beside pfgm in the checkout
+    sys.path.insert(0, ROOT)
+
+from experiments import metrics, report, runner, tables  # noqa: E402
 
 
 def _csv(path):
@@ -17,9 +19,9 @@ def _csv(path):
 
 
 def test_gpu_table_without_checkpoints_lists_training_commands(tmp_path):
-    out = reproduce.run_table("cifar10", str(tmp_path), scale="gpu", log=lambda m: None)
+    out = runner.run_table("cifar10", str(tmp_path), scale="gpu", log=lambda m: None)
     md, files, results = out["cifar10"]
-    rows = reproduce.tables("gpu")["cifar10"].rows
+    rows = tables.tables("gpu")["cifar10"].rows
     assert len(results) == len(rows) and all(r["status"] == "missing checkpoint" for r in results)
     for row in rows:
         line = next(l for l in md.splitlines() if l.startswith(f"| {row.label} |"))
@@ -33,7 +35,7 @@ def test_gpu_table_without_checkpoints_lists_training_commands(tmp_path):
 
 
 def test_weak_gpu_table_has_training_overrides(tmp_path):
-    md, _, _ = reproduce.run_table("weak", str(tmp_path), scale="gpu", log=lambda m: None)["weak"]
+    md, _, _ = runner.run_table("weak", str(tmp_path), scale="gpu", log=lambda m: None)["weak"]
     assert "--config.model.resblock_type=ddpm" in md and "not transcribed" in md
 
 
@@ -53,11 +55,11 @@ def test_toy_table_trains_evaluates_and_resumes(tmp_path):
     logs = []
     kw = dict(scale="cpu", toy_n_iters=20, num_samples=64, rk45_tol=1e-2, log=logs.append,
               report=str(tmp_path / "docs" / "study.md"))
-    md, files, results = reproduce.run_table("toy", str(tmp_path), **kw)["toy"]
+    md, files, results = runner.run_table("toy", str(tmp_path), **kw)["toy"]
     page = (tmp_path / "docs" / "study.md").read_text()
     assert md.strip() in page and "![toy_cpu_samples](study_toy_cpu_samples.png)" in page
     assert (tmp_path / "docs" / "study_toy_cpu_quality_vs_steps.png").exists()
-    rows = reproduce.tables("cpu")["toy"].rows
+    rows = tables.tables("cpu")["toy"].rows
     assert len(results) == len(rows) == 31  # 3 methods x (RK45, Euler, Heun x 4) + PC x 4
     assert all(r["status"] == "computed" for r in results), [r.get("note") for r in results]
     table = _csv(tmp_path / "toy_cpu.csv")
@@ -73,7 +75,7 @@ def test_toy_table_trains_evaluates_and_resumes(tmp_path):
         assert os.path.exists(tmp_path / m / "checkpoints" / "checkpoint_20.pth")
     # second run: nothing trained or sampled again, same numbers
     logs.clear()
-    md2, _, results2 = reproduce.run_table("toy", str(tmp_path), **kw)["toy"]
+    md2, _, results2 = runner.run_table("toy", str(tmp_path), **kw)["toy"]
     assert all(r["status"] == "cached" for r in results2)
     assert not any("training" in m for m in logs)
     assert [r["metrics"] for r in results2] == [r["metrics"] for r in results]
@@ -85,11 +87,11 @@ def test_digits_table_with_stand_in_metric(tmp_path):
     def stand_in(samples, reference):
         calls.append(samples.shape)
         assert samples.shape[1:] == (1, 8, 8) and reference.shape[1:] == (1, 8, 8)
-        return reproduce.pixel_fd(samples, reference)
+        return metrics.pixel_fd(samples, reference)
 
     kw = dict(scale="cpu", n_iters=2, num_samples=16, rk45_tol=1e-1, log=lambda m: None,
               digits_metric=("stand-in FD", stand_in))
-    md, files, results = reproduce.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
+    md, files, results = runner.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
     assert len(results) == 3 and all(r["status"] == "computed" for r in results), results
     assert len(calls) == 3
     table = _csv(tmp_path / "cifar10_cpu.csv")
@@ -98,23 +100,23 @@ def test_digits_table_with_stand_in_metric(tmp_path):
     assert "training.n_iters: same, 2" in md and "model.nf: same, 32" in md
     # the cached samples are reused; metrics of another feature metric are recomputed, not reused
     kw["digits_metric"] = ("other FD", stand_in)
-    _, _, results2 = reproduce.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
+    _, _, results2 = runner.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
     assert all(r["status"] == "metrics added to cached samples" for r in results2)
     kw["digits_metric"] = ("other FD", stand_in)
-    _, _, results3 = reproduce.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
+    _, _, results3 = runner.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
     assert all(r["status"] == "cached" for r in results3)
 
 
 def test_unknown_table(tmp_path):
     with pytest.raises(ValueError, match="unknown table"):
-        reproduce.run_table("nope", str(tmp_path), scale="cpu")
+        runner.run_table("nope", str(tmp_path), scale="cpu")
 
 
 def test_digits_table_with_bits_per_dim(tmp_path):
     logs = []
     kw = dict(scale="cpu", n_iters=2, num_samples=8, rk45_tol=1e-1, log=logs.append, bpd=True, bpd_num_samples=6,
-              bpd_tol=1e-2, digits_metric=("stand-in FD", reproduce.pixel_fd))
-    md, _, results = reproduce.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
+              bpd_tol=1e-2, digits_metric=("stand-in FD", metrics.pixel_fd))
+    md, _, results = runner.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
     assert all(r["status"] == "computed" and 0 < r["bpd"] < 16 for r in results), results
     assert len({r["bpd"] for r in results}) == 3  # three different models
     table = _csv(tmp_path / "cifar10_cpu.csv")
@@ -123,23 +125,23 @@ def test_digits_table_with_bits_per_dim(tmp_path):
     assert sum("bits/dim of 6 test images" in m for m in logs) == 3
     # cached per model: a second run computes nothing, and gives the same numbers
     logs.clear()
-    _, _, again = reproduce.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
+    _, _, again = runner.run_table("cifar10", str(tmp_path), **kw)["cifar10"]
     assert not any("bits/dim of" in m for m in logs)
     assert [r["bpd"] for r in again] == [r["bpd"] for r in results]
 
 
 def test_gpu_table_paper_bpd_column(tmp_path):
-    reproduce.run_table("cifar10", str(tmp_path), scale="gpu", bpd=True, log=lambda m: None)
+    runner.run_table("cifar10", str(tmp_path), scale="gpu", bpd=True, log=lambda m: None)
     table = {r["row_id"]: r for r in _csv(tmp_path / "cifar10_gpu.csv")}
     assert table["vp_ddpmpp_ode"]["paper bpd"] == "3.16" and table["subvp_ddpmpp_sde"]["paper bpd"] == "3.02"
-    assert table["pfgm_ddpmpp"]["paper bpd"] == reproduce.NOT_TRANSCRIBED
+    assert table["pfgm_ddpmpp"]["paper bpd"] == tables.NOT_TRANSCRIBED
     assert table["pfgm_ddpmpp"]["bpd"] == ""  # no checkpoint, no number
 
 
 def test_convergence_verdicts():
-    rows = [reproduce.Row(f"m_step{k}", "", model, "", step=k) for model in ("a", "b") for k in (1000, 2000, 3000)]
+    rows = [tables.Row(f"m_step{k}", "", model, "", step=k) for model in ("a", "b") for k in (1000, 2000, 3000)]
     fids = {"a": [30.0, 12.0, 12.5], "b": [30.0, 20.0, 14.0]}
     results = [dict(metrics=dict(fid=fids[r.model][i % 3])) for i, r in enumerate(rows)]
-    a, b = reproduce.convergence_verdicts(rows, results)
+    a, b = report.convergence_verdicts(rows, results)
     assert a.startswith("a: 1000: 30, 2000: 12, 3000: 12.5; best 12 at step 2000") and a.endswith("stopped improving")
     assert b.endswith("NOT converged by this rule")

@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from pfgm import sampling
+from pfgm.methods import sde_samplers
 from pfgm.methods import get_method
 from pfgm.methods.sde import VESDE
-from pfgm.models import create_model
+from pfgm import models
 
 SDES = ["vesde", "vpsde", "subvpsde"]
 CONFIG_DIR = {"vesde": "ve", "vpsde": "vp", "subvpsde": "subvp"}
@@ -163,8 +164,8 @@ def test_pc_sampler_exact_score(sde, predictor, corrector, N):
     m = make_method(sde)
     g = torch.Generator().manual_seed(0)
     x = sample_marginal(m, 1.0, N_SAMPLES, g)   # start from p_T itself: tests the sampler, not the prior
-    out, nfe = sampling.pc_sampler(m, exact_score(m), x, predictor=predictor, corrector=corrector,
-                                   snr=0.16, n_steps_each=1, N=N, eps=m.sampling_eps, generator=g)
+    out, nfe = sde_samplers.pc_sampler(m, exact_score(m), x, predictor=predictor, corrector=corrector,
+                                   snr=0.16, n_steps_each=1, N=N, eps=m.config.sampling.eps, generator=g)
     assert nfe == N * (1 + (corrector != "none"))
     assert_matches_data(out)
 
@@ -185,21 +186,21 @@ def exact_flow(m, x1, t):
 def test_probability_flow_exact_score(sde, solver, steps, tol):
     m = make_method(sde)
     g = torch.Generator().manual_seed(0)
-    eps = m.sampling_eps
+    eps = m.config.sampling.eps
     x1 = sample_marginal(m, 1.0, N_SAMPLES, g)
-    drift = sampling.probability_flow_drift(m, exact_score(m))
+    drift = sde_samplers.probability_flow_drift(m, exact_score(m))
     x, nfe = sampling.odeint(drift, x1, 1.0, eps, solver=solver, steps=steps or 1, rtol=1e-5, atol=1e-5)
     if solver == "heun":
         assert nfe == 2 * steps
     # Pathwise against the exact flow, then in distribution after the final denoising step.
     assert (x - exact_flow(m, x1, eps)).abs().max().item() < tol
-    assert_matches_data(sampling.denoise(m, exact_score(m), x, eps, N=m.N))
+    assert_matches_data(sde_samplers.denoise(m, exact_score(m), x, eps, N=m.N))
 
 
 def test_langevin_dynamics_samples_gaussian():
     prec = torch.linalg.inv(SIGMA)
     x0 = torch.full((N_SAMPLES, 2), 3.0, dtype=torch.float64)   # far from the mode
-    x = sampling.langevin_dynamics(lambda y: -(y - MU) @ prec, x0, 0.01, 1500,
+    x = sde_samplers.langevin_dynamics(lambda y: -(y - MU) @ prec, x0, 0.01, 1500,
                                    generator=torch.Generator().manual_seed(0))
     assert_matches_data(x)
 
@@ -210,7 +211,7 @@ def test_langevin_corrector_step_size(sde):
     m, N, t, snr = make_method(sde), 100, 0.5, 0.2
     x = torch.zeros(64, 2, dtype=torch.float64)
     c = torch.tensor([3.0, -4.0], dtype=torch.float64)
-    out = sampling.langevin_corrector(m, lambda y, s: c.expand_as(y), x, t, N=N, snr=snr, n_steps=1,
+    out = sde_samplers.langevin_corrector(m, lambda y, s: c.expand_as(y), x, t, N=N, snr=snr, n_steps=1,
                                       generator=torch.Generator().manual_seed(0))
     z = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     alpha = 1.0 if sde == "vesde" else 1 - (0.1 + (19.9 / 99) * math.floor(t * 99)) / N
@@ -221,7 +222,7 @@ def test_langevin_corrector_step_size(sde):
 def test_pc_probability_flow_is_deterministic():
     m = make_method("vpsde")
     x = sample_marginal(m, 1.0, 500, torch.Generator().manual_seed(0))
-    runs = [sampling.pc_sampler(m, exact_score(m), x, predictor="euler_maruyama", corrector="none",
+    runs = [sde_samplers.pc_sampler(m, exact_score(m), x, predictor="euler_maruyama", corrector="none",
                                 snr=0.16, n_steps_each=1, N=50, eps=1e-3, probability_flow=True,
                                 generator=torch.Generator().manual_seed(s))[0] for s in (1, 2)]
     assert torch.equal(runs[0], runs[1])
@@ -312,8 +313,8 @@ def test_method_sample_with_exact_network(sde):
     assert_matches_data(out)
     # noise_removal is one noiseless reverse-diffusion step at eps: x - f + G^2 score, 1 more NFE.
     raw, raw_nfe = m.sample(ExactNet(m), N_SAMPLES, (2,), x=x, noise_removal=False)
-    f, G = m.discretize(raw, m.sampling_eps, m.N)
-    torch.testing.assert_close(out, raw - f + G[:, None] ** 2 * exact_score(m)(raw, m.sampling_eps))
+    f, G = m.discretize(raw, m.config.sampling.eps, m.N)
+    torch.testing.assert_close(out, raw - f + G[:, None] ** 2 * exact_score(m)(raw, m.config.sampling.eps))
     assert nfe == raw_nfe + 1
     out, nfe = m.sample(ExactNet(m), N_SAMPLES, (2,), x=x, method="pc", predictor="reverse_diffusion",
                         corrector="langevin", N=200, generator=g)
@@ -326,7 +327,7 @@ def test_toy_configs_train_and_sample(sde):
     torch.manual_seed(0)
     config = toy_config(sde)
     config.model.nf, config.model.num_layers = 32, 2    # small and fast; the wiring is what is tested
-    model = create_model(config)
+    model = models.build(config)
     m = get_method(config)
     assert isinstance(m, VESDE) == m.config.model.scale_by_sigma
     if sde == "vesde":

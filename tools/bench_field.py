@@ -23,7 +23,7 @@ sys.path.insert(0, ROOT)
 
 
 def broadcast_target(x, data, gamma):
-    """The original formulation (facts §1.3): two (B, L, N+1) broadcasts and their product."""
+    """The original formulation (its losses.py): two (B, L, N+1) broadcasts and their product."""
     import torch
 
     n = data.shape[1]

@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from pfgm import methods, poisson, run_utils, train  # noqa: E402
+from pfgm import methods, models, poisson, run_utils, seeds, train  # noqa: E402
 from pfgm.models.ema import ExponentialMovingAverage  # noqa: E402
 
 
@@ -102,7 +102,7 @@ def main(argv=None):
 
     # -- the network and full training steps, as pfgm.train.Trainer.train_step
     torch.manual_seed(args.seed)
-    model = train.build_model(config, device)
+    model = models.build(config, device)
     ema = ExponentialMovingAverage(model, config.model.ema_rate)
     optimizer = train.build_optimizer(config, model.parameters())
     n_params = sum(q.numel() for q in model.parameters())
@@ -112,8 +112,8 @@ def main(argv=None):
     times = []
     for step in range(args.steps):
         model.train()
-        torch.manual_seed(run_utils.step_seed(args.seed, step, 2))
-        noise = torch.Generator(device=device).manual_seed(run_utils.step_seed(args.seed, step, 1))
+        torch.manual_seed(seeds.step_seed(args.seed, step, seeds.TRAIN_TORCH))
+        noise = torch.Generator(device=device).manual_seed(seeds.step_seed(args.seed, step, seeds.TRAIN_NOISE))
         sync(device)
         t0 = time.perf_counter()
         loss = method.loss(model, batch, generator=noise)

@@ -1,4 +1,4 @@
-"""FID / Inception Score from the command line (the logic lives in pfgm.evaluation.fid).
+"""FID / Inception Score from the command line (the logic lives in pfgm.evaluation.fid and .sources).
 
     python tools/fid.py stats DATA -o stats.npz [--weights PATH] [--batch_size 50] [--num_samples N] [--is]
                               [--split train|test] [--data_root PATH]
@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pfgm.evaluation import fid as fidlib  # noqa: E402
+from pfgm.evaluation import sources  # noqa: E402
 from pfgm.datasets import DataError  # noqa: E402
 
 
@@ -42,7 +43,7 @@ def _parser():
     common.add_argument("--data_root", "--data-root", metavar="PATH", default=None,
                         help="config sources: data set location, replaces config.data.root (CIFAR-10's "
                              "cifar-10-python.tar.gz or cifar-10-batches-py/, an image folder)")
-    common.add_argument("--split", choices=fidlib.SPLITS, default="train",
+    common.add_argument("--split", choices=sources.SPLITS, default="train",
                         help="config sources: the data set's split (default train)")
 
     parser = argparse.ArgumentParser(prog="fid.py", description=__doc__,
@@ -59,14 +60,14 @@ def _parser():
 
 def _evaluate(path, model, args):
     """(mu, sigma, n) of a source; prints its Inception Score when asked and available."""
-    if fidlib.source_kind(path) == "stats":
-        mu, sigma = fidlib.load_statistics(path)
+    if sources.source_kind(path) == "stats":
+        mu, sigma = sources.load_statistics(path)
         return mu, sigma, None, model
-    if model is None and fidlib.source_kind(path) != "activations":
-        model = fidlib.LazyInception(args.weights, args.device)  # loaded after the source is opened
-    feats, logits = fidlib.source_activations(path, model, batch_size=args.batch_size, device=args.device,
-                                              num_samples=args.num_samples, progress=not args.quiet,
-                                              split=args.split, data_root=args.data_root)
+    if model is None and sources.source_kind(path) != "activations":
+        model = sources.LazyInception(args.weights, args.device)  # loaded after the source is opened
+    feats, logits = sources.source_activations(path, model, batch_size=args.batch_size, device=args.device,
+                                               num_samples=args.num_samples, progress=not args.quiet,
+                                               split=args.split, data_root=args.data_root)
     if args.inception_score:
         if logits is None:
             print(f"IS {path}: not available (no logits)")
@@ -85,7 +86,7 @@ def main(argv=None, model=None):
     try:
         if args.command == "stats":
             mu, sigma, n, _ = _evaluate(args.data, model, args)
-            fidlib.save_statistics(args.output, mu, sigma)
+            sources.save_statistics(args.output, mu, sigma)
             print(f"wrote {args.output}: mu {mu.shape}, sigma {sigma.shape}" + (f", N={n}" if n else ""))
         else:
             mu1, sigma1, n1, model = _evaluate(args.a, model, args)

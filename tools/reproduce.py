@@ -1,4 +1,4 @@
-"""Reproduce the paper's sample-quality / speed tables (the logic lives in pfgm.reproduce).
+"""Reproduce the paper's sample-quality / speed tables (the logic lives in experiments/).
 
   python tools/reproduce.py TABLE --workdir DIR [--scale gpu|cpu] [flags]
 
@@ -49,15 +49,15 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
-    from pfgm import reproduce
+    from experiments import runner, tables
     if len(argv) != 2:
         print(f"usage: reproduce.py TABLE --workdir DIR [--scale gpu|cpu]; TABLE in "
-              f"{reproduce.table_names(FLAGS.scale) + ['all']}", file=sys.stderr)
+              f"{tables.table_names(FLAGS.scale) + ['all']}", file=sys.stderr)
         return 2
     command = "python tools/reproduce.py " + " ".join(sys.argv[1:])
     t0 = time.time()
     try:
-        out = reproduce.run_table(
+        out = runner.run_table(
             argv[1], FLAGS.workdir, command=command, scale=FLAGS.scale, n_iters=FLAGS.n_iters,
             toy_n_iters=FLAGS.toy_n_iters, num_samples=FLAGS.num_samples,
             toy_num_samples=FLAGS.toy_num_samples, batch_size=FLAGS.batch_size,

@@ -1,4 +1,4 @@
-"""PFGM with the deep DDPM++ (8 ResBlocks per level) on CIFAR-10 (FID 2.35, IS 9.68; facts §5.1).
+"""PFGM with the deep DDPM++ (8 ResBlocks per level) on CIFAR-10 (paper: FID 2.35, IS 9.68).
 
 Identical to poisson/cifar10_ddpmpp except model.num_res_blocks = 8.
 """

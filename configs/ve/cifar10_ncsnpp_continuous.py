@@ -1,41 +1,21 @@
-"""VE SDE (score SDE) baseline: NCSN++ on CIFAR-10, continuous training (facts §5.2).
+"""VE SDE (score SDE) baseline: NCSN++ on CIFAR-10, continuous training (the official PFGM repository's
+configs/ve/cifar10_ncsnpp_continuous.py, itself score_sde's: Song et al. 2021,
+github.com/yang-song/score_sde_pytorch). The shared SDE settings: default_cifar10_configs.get_sde_config.
 
 Fixes relative to the official file: it sets sampling.method = 'ode' without sampling.ode_solver, which
-crashes at start-up (snapshot sampling reads it); ode_solver = 'rk45' is set here, with the
-probability-flow RK45 tolerances 1e-5 and end time eps = 1e-5 of the score_sde sampler.
+crashes at start-up (snapshot sampling reads it); ode_solver = 'rk45' is set (by
+default_common.sde_run), with the probability-flow RK45 tolerances 1e-5 and end time eps = 1e-5 of the
+score_sde sampler. The summed loss (training.reduce_mean = False), sigma_min = 0.01, sigma_max = 50,
+num_scales = 1000 and dropout 0.1 are the defaults'.
 """
-from configs.default_cifar10_configs import get_default_configs, set_ncsnpp
+from configs.default_cifar10_configs import get_sde_config
+from configs.default_common import set_ncsnpp
 
 
 def get_config():
-    config = get_default_configs()
-
-    training = config.training
-    training.sde = "vesde"
-    training.continuous = True
-    training.reduce_mean = False
-    training.batch_size = 128           # DSM trains on the whole batch; small_batch_size is unused
-    training.small_batch_size = 128
-
-    data = config.data
-    data.centered = False
-
-    sampling = config.sampling
-    sampling.method = "ode"
-    sampling.ode_solver = "rk45"        # FIX: missing in the official config
-    sampling.rtol = 1e-5
-    sampling.atol = 1e-5
-    sampling.eps = 1e-5
-    sampling.predictor = "reverse_diffusion"   # used with method = 'pc'
-    sampling.corrector = "langevin"
-    sampling.snr = 0.16
-
+    config = get_sde_config("vesde")
     model = config.model
     set_ncsnpp(model, embedding_type="fourier", fir=True, progressive_input="residual",
                scale_by_sigma=True)
     model.ema_rate = 0.999
-    model.dropout = 0.1
-    model.sigma_min = 0.01
-    model.sigma_max = 50.0
-    model.num_scales = 1000
     return config

@@ -15,12 +15,14 @@ _DATASETS = {
     "eight_gaussians": "pfgm.datasets.toy:make",
     "swiss_roll": "pfgm.datasets.toy:make",
     "points": "pfgm.datasets.toy:load_points",
-    "digits": "pfgm.datasets.images:make_digits",
-    "CIFAR10": "pfgm.datasets.images:make_cifar10",
-    "CELEBA": "pfgm.datasets.images:make_folder",
-    "LSUN": "pfgm.datasets.images:make_folder",
-    "folder": "pfgm.datasets.images:make_folder",
+    "digits": "pfgm.datasets.digits:make_digits",
+    "CIFAR10": "pfgm.datasets.cifar10:make_cifar10",
+    "CELEBA": "pfgm.datasets.image_folder:make_folder",
+    "LSUN": "pfgm.datasets.image_folder:make_folder",
+    "folder": "pfgm.datasets.image_folder:make_folder",
 }
+# The modules whose factories return an `ImageDataset` (pfgm.datasets.image_base).
+_IMAGE_MODULES = ("pfgm.datasets.digits", "pfgm.datasets.cifar10", "pfgm.datasets.image_folder")
 
 
 class DataError(ValueError):
@@ -33,7 +35,7 @@ def dataset_names():
 
 def is_image_dataset(name):
     """Whether data.dataset `name` is an image data set (an `ImageDataset`: digits, CIFAR10, folders)."""
-    return _DATASETS.get(name, "").startswith("pfgm.datasets.images:")
+    return _DATASETS.get(name, "").split(":")[0] in _IMAGE_MODULES
 
 
 def get_dataset(config):

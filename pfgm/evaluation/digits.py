@@ -1,5 +1,5 @@
 """A "digits FID" that needs no download: Fréchet distance in the feature space of a small CNN
-trained on scikit-learn's 8x8 digits (the training split of pfgm.datasets.images.make_digits).
+trained on scikit-learn's 8x8 digits (the training split of pfgm.datasets.digits.make_digits).
 
 The weights ship with the package (`digits_classifier.pt`, made by tools/train_digits_classifier.py).
 """
@@ -34,7 +34,7 @@ def digits_data():
     """(train images, train labels, held-out images, held-out labels) with make_digits' split."""
     from sklearn.datasets import load_digits
 
-    from pfgm.datasets.images import DIGITS_NUM_EVAL, DIGITS_SPLIT_SEED
+    from pfgm.datasets.digits import DIGITS_NUM_EVAL, DIGITS_SPLIT_SEED
 
     d = load_digits()
     images = torch.as_tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0

@@ -3,7 +3,8 @@ import os
 
 import numpy as np
 
-from pfgm.evaluation import fid, inception
+from pfgm.evaluation import fid, inception, sources
+from pfgm.images import to_rgb_uint8
 
 
 class InceptionMetrics:
@@ -16,7 +17,7 @@ class InceptionMetrics:
         if not os.path.isfile(stats_path):
             raise FileNotFoundError(f"eval.fid_stats: no such file {stats_path!r} (make it with "
                                     "`python tools/fid.py stats DATA -o stats.npz`)")
-        self.mu, self.sigma = fid.load_statistics(stats_path)
+        self.mu, self.sigma = sources.load_statistics(stats_path)
         self.model = inception.load_inception(weights or None, device=device)
         self.device, self.batch_size = device, batch_size
 
@@ -25,7 +26,7 @@ class InceptionMetrics:
         samples = np.clip(np.asarray(samples), 0.0, 1.0)
         if samples.shape[1] == 1:  # grey images: the Inception network wants RGB
             samples = np.repeat(samples, 3, axis=1)
-        images = fid.to_uint8(samples.transpose(0, 2, 3, 1), name="samples")
+        images = to_rgb_uint8(samples.transpose(0, 2, 3, 1), name="samples")
         feats, logits = fid.compute_activations(images, self.model, self.batch_size, self.device)
         mu, sigma = fid.activation_statistics(feats)
         out = dict(fid=fid.frechet_distance(mu, sigma, self.mu, self.sigma))

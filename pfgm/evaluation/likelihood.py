@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 
 from pfgm import sampling
-from pfgm.datasets.images import uniform_dequantize
+from pfgm.datasets.image_base import uniform_dequantize
 
 ESTIMATORS = ("rademacher", "gaussian", "exact")
 

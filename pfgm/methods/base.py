@@ -22,10 +22,19 @@ class Method(abc.ABC):
     """A generative method: its loss on a data batch and its sampler from the prior."""
 
     time_name = "t"          # what the sampler's ODE time is called (PFGM: z)
-    sampling_defaults = {}   # values of the sampler's keys that a config may leave out
+    sampling_keys = ()       # the config.sampling keys the method reads: all must be in the config
 
     def __init__(self, config):
         self.config = config
+
+    @classmethod
+    def check_config(cls, config):
+        """Raise ValueError naming the key for a config this method cannot run. The base class checks
+        that every key of `sampling_keys` is there (defaults live in the configs, not in the code)."""
+        missing = [k for k in cls.sampling_keys if k not in config.sampling]
+        if missing:
+            raise ValueError(f"sampling.{missing[0]}: missing from the config; the {cls.__name__} sampler "
+                             f"reads {', '.join(cls.sampling_keys)}")
 
     @abc.abstractmethod
     def loss(self, model, batch, generator=None, shard=None):
@@ -102,8 +111,9 @@ class Method(abc.ABC):
         return times, states, record
 
     def sampling_options(self, overrides):
-        """config.sampling over `sampling_defaults`, then `overrides` (any key of either)."""
-        unknown = set(overrides) - set(self.config.sampling) - set(self.sampling_defaults)
+        """The sampler's settings for one call: config.sampling, with `overrides` (keys of config.sampling,
+        e.g. ode_solver='euler', N=20) replacing entries."""
+        unknown = set(overrides) - set(self.config.sampling)
         if unknown:
-            raise ValueError(f"unknown sampling options {sorted(unknown)}")
-        return {**self.sampling_defaults, **self.config.sampling, **overrides}
+            raise ValueError(f"unknown sampling options {sorted(unknown)}; known: {sorted(self.config.sampling)}")
+        return {**self.config.sampling, **overrides}

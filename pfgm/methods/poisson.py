@@ -4,10 +4,8 @@ import math
 import torch
 
 from pfgm import poisson, sampling
+from pfgm.config_checks import ConfigError, number
 from pfgm.methods.base import Method, ProbabilityFlow
-
-# Original names of the solvers, kept as aliases so old configs run unchanged.
-SOLVER_ALIASES = {"forward_euler": "euler", "improved_euler": "heun"}
 
 
 def check_sampler(s):
@@ -17,19 +15,19 @@ def check_sampler(s):
     'euler_maruyama' with zero diffusion and corrector 'none', i.e. the Euler step in z (NFE N).
     The original has no PFGM corrector (its Langevin correctors need a score), so a corrector is
     refused rather than silently skipped."""
-    method = s.get("method", "ode")
+    method = s["method"]
     if method == "pc":
-        if s.get("predictor", "euler_maruyama") != "euler_maruyama":
+        if s["predictor"] != "euler_maruyama":
             raise ValueError(f"sampling.predictor: PFGM's 'pc' sampler is the original's Euler step in z; "
-                             f"only 'euler_maruyama' is defined for it, got {s.get('predictor')!r}")
-        if s.get("corrector", "none") != "none":
+                             f"only 'euler_maruyama' is defined for it, got {s['predictor']!r}")
+        if s["corrector"] != "none":
             raise ValueError(f"sampling.corrector: PFGM has no corrector (the Langevin correctors need a "
-                             f"score); use 'none', got {s.get('corrector')!r}")
+                             f"score); use 'none', got {s['corrector']!r}")
     elif method == "ode":
-        solver = s.get("ode_solver", "rk45")
-        if SOLVER_ALIASES.get(solver, solver) not in sampling.SOLVERS:
-            raise ValueError(f"sampling.ode_solver: unknown {solver!r}; choose one of "
-                             f"{sorted(set(sampling.SOLVERS) | set(SOLVER_ALIASES))}")
+        try:
+            sampling.solver_name(s["ode_solver"])
+        except ValueError as e:
+            raise ValueError(f"sampling.ode_solver: {e}") from None
     else:
         raise ValueError(f"sampling.method: {method!r} is not 'ode' or 'pc'")
 
@@ -41,11 +39,26 @@ class Poisson(Method):
 
     name = "poisson"
     time_name = "z"
-    sampling_defaults = dict(method="ode", predictor="euler_maruyama", corrector="none", max_nfe=None)
+    sampling_keys = ("method", "ode_solver", "N", "rtol", "atol", "z_max", "z_min", "upper_norm", "z_exp", "max_nfe",
+                     "predictor", "corrector")
 
     @classmethod
     def check_config(cls, config):
-        """Raise ValueError (naming the key) for sampler settings this method cannot run."""
+        """Raise ConfigError / ValueError (naming the key) for settings this method cannot run."""
+        super().check_config(config)
+        small = number(config, "training.small_batch_size", low=1, integer=True)
+        if small > config.training.batch_size:
+            raise ConfigError(f"training.small_batch_size: {small} exceeds training.batch_size "
+                              f"{config.training.batch_size}; the trained points must be part of the charge batch")
+        number(config, "training.M", low=0, strict_low=True)
+        number(config, "training.tau", low=0, strict_low=True)
+        number(config, "training.gamma", low=0)
+        number(config, "model.sigma_end", low=0, strict_low=True)
+        z_min = number(config, "sampling.z_min", low=0, strict_low=True)
+        z_max = number(config, "sampling.z_max", low=0, strict_low=True)
+        if z_min >= z_max:
+            raise ConfigError(f"sampling.z_min: must be below sampling.z_max ({z_max}), got {z_min}")
+        number(config, "sampling.upper_norm", low=0, strict_low=True, allow_inf=True)
         check_sampler(dict(config.sampling))
 
     def loss(self, model, batch, generator=None, shard=None):
@@ -88,19 +101,19 @@ class Poisson(Method):
         if x is None:
             x = self.prior_sample(n, shape, device, generator)
         check_sampler(s)
-        solver = "euler" if s.get("method") == "pc" else SOLVER_ALIASES.get(s["ode_solver"], s["ode_solver"])
+        solver = "euler" if s["method"] == "pc" else s["ode_solver"]
         with torch.no_grad():
             return sampling.backward_ode(
                 self.field_fn(model), x, z_max=s["z_max"], z_min=s["z_min"], solver=solver, steps=s["N"],
-                rtol=s["rtol"], atol=s["atol"], z_exp=s.get("z_exp"), gamma=self.config.training.gamma,
-                max_nfe=s.get("max_nfe"))
+                rtol=s["rtol"], atol=s["atol"], z_exp=s["z_exp"], gamma=self.config.training.gamma,
+                max_nfe=s["max_nfe"])
 
     def trajectory(self, model, x, steps=100):
         """The field lines: Heun in z from z_max down to z_min, as `sample` (times are z)."""
         s = self.sampling_options({})
         times, states, record = self._recorder()
         sampling.backward_ode(self.field_fn(model), x, z_max=s["z_max"], z_min=s["z_min"], solver="heun",
-                              steps=steps, z_exp=s.get("z_exp"), gamma=self.config.training.gamma,
+                              steps=steps, z_exp=s["z_exp"], gamma=self.config.training.gamma,
                               max_nfe=s["max_nfe"], callback=record)
         return torch.tensor(times, dtype=torch.float64), torch.stack(states)
 
@@ -116,6 +129,6 @@ class Poisson(Method):
         Log z, not z (as the fixed-step samplers): the divergence of dx/dz grows like N / z near the
         data, and fixed steps in z integrate it ~10x worse (tests/test_likelihood.py)."""
         s = self.config.sampling
-        drift = sampling.pfgm_drift(self.field_fn(model), z_exp=s.get("z_exp"), gamma=self.config.training.gamma)
+        drift = sampling.pfgm_drift(self.field_fn(model), z_exp=s.z_exp, gamma=self.config.training.gamma)
         return ProbabilityFlow(sampling.in_log_time(drift), math.log(s.z_min), math.log(s.z_max),
                                lambda x: poisson.prior_logp(x, s.z_max))

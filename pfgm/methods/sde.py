@@ -1,7 +1,7 @@
 """The score-SDE diffusion baselines (VE, VP, sub-VP; Song et al., 2021) as methods.
 
 Time runs over [0, T], T = 1. Every coefficient function takes t as a float or a (B,) tensor and
-returns a (B,) tensor; `_bc` lines it up with a batch x of shape (B, ...).
+returns a (B,) tensor; `per_sample` lines it up with a batch x of shape (B, ...).
 
 Score parameterization (continuous training only), the contract with the networks:
   * VP / sub-VP: the network gets cond = 999 t and predicts the noise eps; score = -eps_hat / std(t).
@@ -12,24 +12,20 @@ Score parameterization (continuous training only), the contract with the network
 Config keys: model.{sigma_min, sigma_max, num_scales, beta_min, beta_max, scale_by_sigma},
 training.{reduce_mean, likelihood_weighting, continuous},
 sampling.{method ('ode'|'pc'), ode_solver, N, rtol, atol, eps, noise_removal, predictor, corrector,
-snr, n_steps_each, probability_flow}. Missing sampling keys take the defaults in `SAMPLING_DEFAULTS`.
+snr, n_steps_each, probability_flow, max_nfe}: all of them in the config (`SDE.sampling_keys`).
 """
 import math
 
 import torch
 
 from pfgm import sampling
+from pfgm.methods import sde_samplers
 from pfgm.methods.base import Method, ProbabilityFlow
-
-# Original solver names, kept as aliases so old configs run unchanged.
-SOLVER_ALIASES = {"forward_euler": "euler", "improved_euler": "heun"}
+from pfgm.sampling import per_sample
 
 # Networks without their own `scale_by_sigma`: for VE the method divides their output by sigma(t).
 SCALED_BY_METHOD = ("mlp",)
 
-SAMPLING_DEFAULTS = dict(method="ode", ode_solver="rk45", N=1000, rtol=1e-5, atol=1e-5, eps=None,
-                         noise_removal=True, predictor="reverse_diffusion", corrector="langevin",
-                         snr=0.16, n_steps_each=1, probability_flow=False, max_nfe=None)
 
 
 def _times(t, x, dtype=None):
@@ -38,19 +34,14 @@ def _times(t, x, dtype=None):
     return t.expand(x.shape[0]) if t.dim() == 0 else t
 
 
-def _bc(v, x):
-    """A (B,) tensor reshaped to broadcast against x of shape (B, ...)."""
-    return v.reshape((-1,) + (1,) * (x.dim() - 1))
-
-
 class SDE(Method):
     """dx = f(x, t) dt + g(t) dw on [0, T] with a Gaussian perturbation kernel, and its sampler."""
 
-    sampling_defaults = SAMPLING_DEFAULTS
+    sampling_keys = ("method", "ode_solver", "N", "rtol", "atol", "eps", "noise_removal", "predictor", "corrector",
+                     "snr", "n_steps_each", "probability_flow", "max_nfe")
     T = 1.0
     train_eps = 1e-5       # t ~ U(train_eps, T) in the loss
     likelihood_eps = 1e-5  # where the likelihood's ODE starts (score_sde's default)
-    sampling_eps = 1e-3    # where sampling stops when config.sampling has no `eps`
 
     def __init__(self, config):
         super().__init__(config)
@@ -60,22 +51,23 @@ class SDE(Method):
     @classmethod
     def check_config(cls, config):
         """Raise ValueError (naming the key) for settings this implementation cannot run."""
-        if not config.training.get("continuous", True):
+        super().check_config(config)
+        if not config.training.continuous:
             raise ValueError("training.continuous: only the continuous-time DSM loss is implemented "
                              "(the original silently trained continuous models too)")
         n = config.model.get("num_scales")
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"model.num_scales: expected a positive integer, got {n!r}")
-        s = {**SAMPLING_DEFAULTS, **config.sampling}
+        s = config.sampling
         if s["method"] not in ("ode", "pc"):
             raise ValueError(f"sampling.method: {s['method']!r} is not 'ode' or 'pc'")
         if s["method"] == "pc":
-            if s["predictor"] not in sampling.PREDICTORS:
+            if s["predictor"] not in sde_samplers.PREDICTORS:
                 raise ValueError(f"sampling.predictor: unknown {s['predictor']!r}; "
-                                 f"choose one of {sorted(sampling.PREDICTORS)}")
-            if s["corrector"] not in sampling.CORRECTORS:
+                                 f"choose one of {sorted(sde_samplers.PREDICTORS)}")
+            if s["corrector"] not in sde_samplers.CORRECTORS:
                 raise ValueError(f"sampling.corrector: unknown {s['corrector']!r}; "
-                                 f"choose one of {sorted(sampling.CORRECTORS)}")
+                                 f"choose one of {sorted(sde_samplers.CORRECTORS)}")
 
     # ---- the SDE ------------------------------------------------------------------------------
     def sde(self, x, t):
@@ -93,7 +85,7 @@ class SDE(Method):
     def marginal_prob(self, x0, t):
         """(mean shaped like x0, std of shape (B,)) of p_t(x | x0)."""
         t = _times(t, x0)
-        return _bc(self.mean_coeff(t), x0) * x0, self.marginal_std(t)
+        return per_sample(self.mean_coeff(t), x0) * x0, self.marginal_std(t)
 
     def prior_std(self):
         return 1.0
@@ -161,15 +153,15 @@ class SDE(Method):
         mine = self.shard_slice(x0.shape[0], shard)
         x0, t, z = x0[mine], t[mine], z[mine]
         mean, std = self.marginal_prob(x0, t)
-        std = _bc(std, x0)
+        std = per_sample(std, x0)
         score = score_fn(mean + std * z, t)
-        if tr.get("likelihood_weighting", False):
-            sq = (score + z / std) ** 2 * _bc(self.sde(x0, t)[1] ** 2, x0)
+        if tr.likelihood_weighting:
+            sq = (score + z / std) ** 2 * per_sample(self.sde(x0, t)[1] ** 2, x0)
         else:
             sq = (score * std + z) ** 2
         sq = sq.flatten(1)
-        per_sample = sq.mean(1) if tr.reduce_mean else 0.5 * sq.sum(1)
-        return per_sample.mean()
+        reduced = sq.mean(1) if tr.reduce_mean else 0.5 * sq.sum(1)
+        return reduced.mean()
 
     def sample(self, model, n, shape, *, x=None, generator=None, device=None, **overrides):
         """'ode': the probability-flow ODE from T to eps with `ode_solver`, then (noise_removal) one
@@ -180,31 +172,30 @@ class SDE(Method):
             device = x.device if x is not None else (p.device if p is not None else "cpu")
         if x is None:
             x = self.prior_sample(n, shape, device, generator)
-        eps = s["eps"] if s["eps"] is not None else self.sampling_eps
+        eps = s["eps"]
         score_fn = self.score_fn(model)
         with torch.no_grad():
             if s["method"] == "pc":
-                return sampling.pc_sampler(
+                return sde_samplers.pc_sampler(
                     self, score_fn, x, predictor=s["predictor"], corrector=s["corrector"], snr=s["snr"],
                     n_steps_each=s["n_steps_each"], N=s["N"], eps=eps, noise_removal=s["noise_removal"],
                     probability_flow=s["probability_flow"], generator=generator)
             if s["method"] != "ode":
                 raise ValueError(f"sampling.method: {s['method']!r} is not 'ode' or 'pc'")
-            solver = SOLVER_ALIASES.get(s["ode_solver"], s["ode_solver"])
-            x, nfe = sampling.odeint(sampling.probability_flow_drift(self, score_fn), x, self.T, eps,
-                                     solver=solver, steps=s["N"], rtol=s["rtol"], atol=s["atol"],
+            x, nfe = sampling.odeint(sde_samplers.probability_flow_drift(self, score_fn), x, self.T, eps,
+                                     solver=s["ode_solver"], steps=s["N"], rtol=s["rtol"], atol=s["atol"],
                                      max_nfe=s["max_nfe"])
             if s["noise_removal"]:
-                x = sampling.denoise(self, score_fn, x, eps, N=self.N)
+                x = sde_samplers.denoise(self, score_fn, x, eps, N=self.N)
                 nfe += 1
             return x, nfe
 
     def trajectory(self, model, x, steps=100):
         """The probability-flow ODE from T to eps by Heun (no final denoising step)."""
         s = self.sampling_options({})
-        eps = s["eps"] if s["eps"] is not None else self.sampling_eps
+        eps = s["eps"]
         times, states, record = self._recorder()
-        sampling.odeint(sampling.probability_flow_drift(self, self.score_fn(model)), x, self.T, eps, solver="heun",
+        sampling.odeint(sde_samplers.probability_flow_drift(self, self.score_fn(model)), x, self.T, eps, solver="heun",
                         steps=steps, max_nfe=s["max_nfe"], callback=record)
         return torch.tensor(times, dtype=torch.float64), torch.stack(states)
 
@@ -214,7 +205,7 @@ class SDE(Method):
 
     def probability_flow(self, model):
         """dx/dt = f - g^2 score / 2 from likelihood_eps to T, and the Gaussian prior."""
-        return ProbabilityFlow(sampling.probability_flow_drift(self, self.score_fn(model)),
+        return ProbabilityFlow(sde_samplers.probability_flow_drift(self, self.score_fn(model)),
                                self.likelihood_eps, self.T, self.prior_logp)
 
 
@@ -223,13 +214,12 @@ class VESDE(SDE):
     g = sigma(t) sqrt(2 log(sigma_max / sigma_min)). Kernel N(x0, sigma(t)^2 I); prior N(0, sigma_max^2 I)."""
 
     name = "vesde"
-    sampling_eps = 1e-5
 
     def __init__(self, config):
         super().__init__(config)
         m = config.model
         self.sigma_min, self.sigma_max = float(m.sigma_min), float(m.sigma_max)
-        self.divide_by_sigma = bool(m.get("scale_by_sigma", False)) and m.name in SCALED_BY_METHOD
+        self.divide_by_sigma = bool(m.scale_by_sigma) and m.name in SCALED_BY_METHOD
 
     @classmethod
     def check_config(cls, config):
@@ -269,7 +259,7 @@ class VESDE(SDE):
         return self.sigma(t)
 
     def output_to_score(self, out, t):
-        return out / _bc(self.sigma(t), out) if self.divide_by_sigma else out
+        return out / per_sample(self.sigma(t), out) if self.divide_by_sigma else out
 
 
 class VPSDE(SDE):
@@ -297,7 +287,7 @@ class VPSDE(SDE):
 
     def sde(self, x, t):
         beta = self.beta(_times(t, x))
-        return -0.5 * _bc(beta, x) * x, torch.sqrt(beta)
+        return -0.5 * per_sample(beta, x) * x, torch.sqrt(beta)
 
     def mean_coeff(self, t):
         return torch.exp(self.log_mean_coeff(t))
@@ -315,7 +305,7 @@ class VPSDE(SDE):
         """DDPM: beta_i = linspace(beta_min / N, beta_max / N, N); f = (sqrt(alpha_i) - 1) x, G = sqrt(beta_i)."""
         N = N or self.N
         alpha = self.discrete_alphas(N, x)[self._index(t, x, N)]
-        return (_bc(torch.sqrt(alpha), x) - 1) * x, torch.sqrt(1 - alpha)
+        return (per_sample(torch.sqrt(alpha), x) - 1) * x, torch.sqrt(1 - alpha)
 
     def corrector_alpha(self, t, x, N):
         return self.discrete_alphas(N, x)[self._index(t, x, N)]
@@ -324,7 +314,7 @@ class VPSDE(SDE):
         return t * 999
 
     def output_to_score(self, out, t):
-        return -out / _bc(self.marginal_std(t), out)
+        return -out / per_sample(self.marginal_std(t), out)
 
 
 class subVPSDE(VPSDE):
@@ -336,7 +326,7 @@ class subVPSDE(VPSDE):
     def sde(self, x, t):
         t = _times(t, x)
         beta = self.beta(t)
-        return -0.5 * _bc(beta, x) * x, torch.sqrt(beta * -torch.expm1(4 * self.log_mean_coeff(t)))
+        return -0.5 * per_sample(beta, x) * x, torch.sqrt(beta * -torch.expm1(4 * self.log_mean_coeff(t)))
 
     def marginal_std(self, t):
         return -torch.expm1(2 * self.log_mean_coeff(t))

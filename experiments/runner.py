@@ -1,0 +1,260 @@
+"""Run a table: train what is missing (cpu scale), sample, measure, cache per row, write the outputs.
+
+run_table(name, workdir, **options) evaluates every row of table `name` ('all': every table of the
+scale) that is not cached yet and writes DIR/<table>_<scale>.md/.csv/.tex and plots (experiments.report).
+
+Workdir layout:
+  DIR/<model>/checkpoints/checkpoint_<step>.pth   the network a row needs (rows may share one model)
+  DIR/<model>/reproduce/<sampler>.json, .npz      cached result (NFE, metrics) and samples of one
+                                                  (checkpoint, sampler, n) -- a second run reuses them
+  DIR/<model>/reproduce/bpd_test_*.json           cached bits/dim of one checkpoint (--bpd)
+  DIR/<model>/reproduce_train_time.json           wall time of training it here
+  DIR/<table>_<scale>.md / .csv / .tex / *.png    the table, ours beside the paper's, and its plots
+
+A cache entry is reused only when its key (checkpoint path and mtime, sampler, n, table kind,
+SAMPLER_SCHEME) matches. A row whose checkpoint is missing is listed with the command that trains it
+and where a published checkpoint goes; at the cpu scale missing models are trained (all with the same
+n_iters). A row whose config, sampler or likelihood fails says so in its status; the other rows
+go on.
+"""
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+from experiments import configs, metrics, report, tables
+from pfgm import files, seeds
+
+# Part of every cache key: samples cached before PFGM's Euler/Heun stepped in z (they stepped in log z)
+# are not reused.
+SAMPLER_SCHEME = "pfgm-z-steps"
+
+DEFAULTS = dict(scale="gpu", n_iters=None, toy_n_iters=None, toy_num_samples=None, snapshot_every=1000, report=None,
+                num_samples=None, batch_size=None, rk45_tol=1e-3,
+                train=None, device=None, inception_weights="", fid_stats_cifar10="", fid_stats_celeba64="",
+                fid_stats_bedroom="", bpd=False, bpd_num_samples=0, bpd_repeats=None, bpd_tol=1e-5)
+TRAIN_TIME = "reproduce_train_time.json"
+
+
+def _num_samples(row, opts):
+    """Samples of a row: --num_samples, or --toy_num_samples for the toy models (MMD needs thousands)."""
+    if row.model.startswith("toy_") and opts.get("toy_num_samples"):
+        return int(opts["toy_num_samples"])
+    return opts["num_samples"]
+
+
+def _sample(config, ckpt_path, row, opts, log):
+    """(samples as float32 numpy in data space, mean NFE per batch, the dataset)."""
+    from pfgm import checkpoint, datasets, methods, run_utils
+    device = run_utils.resolve_device(config.device)
+    model = checkpoint.load_ema_model(config, ckpt_path, device)
+    dataset = datasets.get_dataset(config)
+    inverse = datasets.inverse_scaler(config)
+    n = _num_samples(row, opts)
+    sampler = {k: v for k, v in row.sampler.items() if not (k == "method" and k not in config.sampling)}
+    label = tables.sampler_label(row.sampler)
+    samples, nfes = methods.get_method(config).sample_in_batches(
+        model, n, dataset.shape, opts.get("batch_size"),
+        generator=torch.Generator(device=device).manual_seed(seeds.offset(config.seed, seeds.SAMPLES)),
+        device=device, convert=lambda x: inverse(x).float().cpu().numpy(),
+        on_batch=lambda done, nfe: log(f"  [{row.model} {label}] {done}/{n} samples, NFE {nfe}"), **sampler)
+    return samples, float(np.mean(nfes)), dataset
+
+
+class _PrintLog:
+    """A logger-like `info(fmt, *args)` over run_table's `log(message)`."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def info(self, fmt, *args):
+        self.log("  " + (fmt % args if args else fmt))
+
+
+def _likelihood(config, ckpt_path, model_dir, opts, log):
+    """Bits/dim of the test split under the model's probability-flow ODE (pfgm.evaluate.likelihood_report),
+    cached per checkpoint and settings in DIR/<model>/reproduce/; rows sharing a model share it."""
+    from pfgm import checkpoint, datasets, evaluate, methods, run_utils
+    n, repeats, tol = opts["bpd_num_samples"], opts["bpd_repeats"], opts["bpd_tol"]
+    key = dict(checkpoint=os.path.abspath(ckpt_path), mtime=os.path.getmtime(ckpt_path), num_samples=n,
+               repeats=repeats, tol=tol, batch_size=opts.get("batch_size"))  # RK45 steps the batch as one system
+    folder = os.path.join(model_dir, "reproduce")
+    cache = os.path.join(folder, f"bpd_test_n{n}_r{repeats}_tol{tol:g}.json")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            cached = json.load(f)
+        if cached.get("key") == json.loads(json.dumps(key)):
+            return cached["report"]
+    for k, v in dict(enable_bpd=True, bpd_dataset="test", bpd_num_samples=n, bpd_num_repeats=repeats,
+                     bpd_solver="rk45", bpd_rtol=tol, bpd_atol=tol).items():
+        configs.set_key(config, f"eval.{k}", v)
+    if opts.get("batch_size"):
+        configs.set_key(config, "eval.bpd_batch_size", opts["batch_size"])
+    device = run_utils.resolve_device(config.device)
+    model = checkpoint.load_ema_model(config, ckpt_path, device)
+    os.makedirs(folder, exist_ok=True)
+    log(f"[{os.path.basename(model_dir)}] bits/dim of {n or 'all'} test images, {repeats} pass(es)")
+    result = evaluate.likelihood_report(config, methods.get_method(config), model, datasets.get_dataset(config),
+                                        device, folder, _PrintLog(log))
+    files.write_json(cache, dict(key=key, report=result))
+    return result
+
+
+def evaluate_row(table, row, ctx, log):
+    """The cached or freshly computed result of one row (a dict; 'status' says what happened), with its
+    model's bits/dim when asked (opts['bpd'], image tables)."""
+    result = _sample_row(table, row, ctx, log)
+    opts = ctx.opts
+    if not opts.get("bpd") or table.kind == "toy" or "checkpoint" not in result:
+        return result
+    try:
+        bpd = _likelihood(configs.build_config(row, opts), result["checkpoint"],
+                          os.path.join(opts["workdir"], row.model), opts, log)
+    except Exception as e:  # a failed likelihood is a result; keep the rest of the row
+        return dict(result, bpd_note=f"bpd failed: {type(e).__name__}: {e}")
+    return dict(result, bpd=bpd["bpd"], bpd_stderr=bpd["bpd_stderr"], bpd_nfe=bpd["bpd_nfe"])
+
+
+def _checkpoint_or_train(row, config, model_dir, opts, log):
+    """find_checkpoint, training the model first when allowed (opts['train']) and the step is reachable."""
+    ck = configs.find_checkpoint(config, model_dir, opts["scale"], row.step)
+    if ck is None and opts.get("train") and (row.step is None or row.step <= config.training.n_iters):
+        from pfgm.train import train
+        log(f"[{row.model}] training ({config.training.n_iters} steps) in {model_dir}")
+        t0 = time.time()
+        train(config, model_dir)
+        with open(os.path.join(model_dir, TRAIN_TIME), "w") as f:
+            json.dump({"seconds": time.time() - t0, "n_iters": config.training.n_iters}, f)
+        ck = configs.find_checkpoint(config, model_dir, opts["scale"], row.step)
+    return ck
+
+
+def _sample_row(table, row, ctx, log):
+    opts = ctx.opts
+    model_dir = os.path.join(opts["workdir"], row.model)
+    result = dict(row=row.name, label=row.label, model=row.model, config=row.config, overrides=row.overrides,
+                  sampler=tables.sampler_label(row.sampler), train_command=configs.train_command(row, opts),
+                  published=row.published.format(model=row.model) if row.published else "")
+    try:
+        config = configs.build_config(row, opts)
+    except Exception as e:  # a config that cannot be built is a row result, not a crash
+        return dict(result, status="error", note=f"config: {type(e).__name__}: {e}")
+    ck = _checkpoint_or_train(row, config, model_dir, opts, log)
+    if ck is None:
+        where = (f"no checkpoint in {os.path.join(model_dir, 'checkpoints')}"
+                 + (f" (expected checkpoint_{config.training.n_iters}.pth)" if opts["scale"] == "cpu" else ""))
+        return dict(result, status="missing checkpoint", note=where)
+    step, path = ck
+    n = _num_samples(row, opts)
+    cache_dir = os.path.join(model_dir, "reproduce")
+    tag = f"{tables.sampler_tag(row.sampler, n)}_step{step}"
+    key = dict(checkpoint=os.path.abspath(path), step=step, mtime=os.path.getmtime(path), sampler=row.sampler,
+               num_samples=n, kind=table.kind, scheme=SAMPLER_SCHEME)
+    cache_json, cache_npz = os.path.join(cache_dir, tag + ".json"), os.path.join(cache_dir, tag + ".npz")
+    cached = None
+    if os.path.exists(cache_json):
+        with open(cache_json) as f:
+            cached = json.load(f)
+        if cached.get("key") != json.loads(json.dumps(key)):  # json round trip: tuples become lists
+            cached = None
+    result.update(step=step, checkpoint=path, num_samples=n, samples_path=cache_npz)
+    if cached is not None and table.kind == "digits" and cached.get("metric_name") != ctx.digits_metric[0]:
+        cached.pop("metrics", None)  # computed with another feature metric (e.g. the stand-in): redo it
+    if cached is not None and "metrics" in cached:
+        log(f"[{row.name}] cached: {cache_json}")
+        return dict(result, **{k: cached[k] for k in ("nfe", "metrics", "nonfinite", "sample_s", "metric_name")
+                               if k in cached}, status="cached")
+    if cached is not None and os.path.exists(cache_npz):
+        samples, nfe, sample_s = np.load(cache_npz)["samples"], cached["nfe"], cached.get("sample_s")
+        from pfgm import datasets
+        dataset = datasets.get_dataset(config)
+        status = "metrics added to cached samples"
+    else:
+        t0 = time.time()
+        try:
+            samples, nfe, dataset = _sample(config, path, row, opts, log)
+        except Exception as e:  # a failed solver is a result; keep the other rows
+            return dict(result, status="error", note=f"sampling failed: {type(e).__name__}: {e}")
+        sample_s = time.time() - t0
+        os.makedirs(cache_dir, exist_ok=True)
+        # float16 halves the 50000 CIFAR-size samples of a gpu row; the small cpu samples stay exact
+        np.savez(cache_npz, samples=samples.astype(np.float16 if table.kind == "images" else np.float32), nfe=nfe)
+        status = "computed"
+    m = metrics.measure(table, config, samples, dataset, ctx)
+    files.write_json(cache_json, dict(key=key, nfe=nfe, sample_s=sample_s, **m))
+    log(f"[{row.name}] {status}: NFE {nfe:.1f}"
+        + "".join(f", {k} {v:.4g}" for k, v in (m.get("metrics") or {}).items() if v is not None)
+        + (f"; {m['missing']}" if "missing" in m else ""))
+    out = dict(result, nfe=nfe, sample_s=sample_s, status=status, nonfinite=m["nonfinite"])
+    if "metrics" in m:
+        out["metrics"] = m["metrics"]
+        if "metric_name" in m:
+            out["metric_name"] = m["metric_name"]
+    else:
+        out["note"] = m["missing"]
+    return out
+
+
+def _options(workdir, options):
+    """DEFAULTS, the caller's options (None: the default) and the scale-dependent defaults."""
+    opts = dict(DEFAULTS)
+    opts.update({k: v for k, v in options.items() if v is not None})
+    opts["workdir"] = workdir
+    scale = opts["scale"]
+    if opts["num_samples"] is None:
+        opts["num_samples"] = 50000 if scale == "gpu" else 500
+    if opts["train"] is None:
+        opts["train"] = scale == "cpu"
+    if opts["bpd_repeats"] is None:  # the original's protocol: 5 passes over the test split
+        opts["bpd_repeats"] = 5 if scale == "gpu" else 1
+    return opts
+
+
+def _train_times(table, workdir):
+    """{model: training seconds} of the table's models trained here."""
+    times = {}
+    for m in dict.fromkeys(r.model for r in table.rows):
+        p = os.path.join(workdir, m, TRAIN_TIME)
+        if os.path.exists(p):
+            with open(p) as f:
+                times[m] = json.load(f)["seconds"]
+    return times
+
+
+def run_table(name, workdir, log=print, digits_metric=None, command=None, **options):
+    """Evaluate (what is not cached of) table `name` ('all' for every table of the scale); write
+    DIR/<table>_<scale>.md/.csv/.tex (+ plots), DIR/all_<scale>.md for 'all', and options['report'] when
+    given. options: the keys of DEFAULTS. Returns {table: (markdown, [files], results)}; an unknown table
+    is a ValueError."""
+    opts = _options(workdir, options)
+    scale = opts["scale"]
+    all_tables = tables.tables(scale, opts["rk45_tol"], opts.get("n_iters"))
+    names = list(all_tables) if name == "all" else [name]
+    for n in names:
+        if n not in all_tables:
+            other = tables.tables("gpu" if scale == "cpu" else "cpu")
+            hint = f" (a {('gpu' if scale == 'cpu' else 'cpu')}-scale table only)" if n in other else ""
+            raise ValueError(f"unknown table {n!r} at scale {scale}{hint}; choose from {list(all_tables) + ['all']}")
+    os.makedirs(workdir, exist_ok=True)
+    ctx = metrics.Context(opts, digits_metric)
+    out = {}
+    for n in names:
+        table = all_tables[n]
+        t0 = time.time()
+        results = [evaluate_row(table, row, ctx, log) for row in table.rows]
+        per_row = _num_samples(table.rows[0], opts) if table.rows else opts["num_samples"]
+        seconds = time.time() - t0
+        equal_budget = scale == "cpu" and table.kind == "digits"  # the models the cpu study compares
+        header = report.table_header(
+            table, results, opts, command, per_row, seconds, ctx.digits_metric[0],
+            budget=configs.budget_report(table.rows, opts) if equal_budget else None,
+            train_times=_train_times(table, workdir) if equal_budget else None)
+        md, written = report.write_outputs(table, table.rows, results, opts, header)
+        out[n] = (md, written, results)
+    if name == "all":
+        report.write_all(out, os.path.join(workdir, f"all_{scale}.md"))
+    if opts.get("report"):
+        report.write_report(out, opts["report"], command)
+    return out

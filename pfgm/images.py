@@ -1,0 +1,75 @@
+"""Image basics shared by the data sets, the FID sources and the pictures: which files are images, how a
+folder's images are listed, and how images become uint8. Depends only on numpy; raises ValueError only
+for bad arrays, never for folders (callers raise their own error, e.g. `DataError` naming data.root).
+"""
+import os
+
+import numpy as np
+
+# Every extension either the data sets or the FID sources read (Pillow decodes them all).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def list_images(folder):
+    """Paths (str) of the image files under `folder`, recursively: hidden files and folders skipped,
+    symlinked folders followed; each folder's files sorted by name come before its sub-folders, taken in
+    name order. [] when there are none or `folder` is not a folder."""
+    found = []
+    for parent, dirs, files in os.walk(folder, followlinks=True):
+        # os.walk descends into `dirs` in list order: sorting it in place fixes the order of the result.
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(parent, f) for f in sorted(files)
+                     if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS))
+    return found
+
+
+def to_uint8(images):
+    """Floats in [0, 1] -> uint8 of the same shape: x * 255 rounded half to even, clipped to [0, 255].
+
+    The product is taken in the input's own float precision (float32 stays float32), other input in
+    float64, so that FID numbers of float32 samples match those computed before this was shared.
+    """
+    x = np.asarray(images)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def to_rgb_uint8(images, name="images"):
+    """A checked batch of uint8 RGB images (N, H, W, 3), as feature extractors take them.
+
+    Takes uint8/integer [0, 255] or float [0, 1] images (a numpy array or a CPU torch tensor), shaped
+    (N,H,W,C) or (N,C,H,W) with C in {1, 3}; a single image (3-D) is a batch of one; grey is repeated to
+    RGB; floats go through `to_uint8`. Raises ValueError naming `name` for bad shapes or value ranges.
+    """
+    if hasattr(images, "detach"):  # a torch tensor; duck-typed so that this module needs no torch
+        images = images.detach().cpu().numpy()
+    x = np.asarray(images)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected images shaped (N,H,W,C) or (N,C,H,W), got shape {x.shape}")
+    if x.shape[-1] not in (1, 3):
+        if x.shape[1] not in (1, 3):
+            raise ValueError(f"{name}: expected 1 or 3 channels (NHWC or NCHW), got shape {x.shape}")
+        x = x.transpose(0, 2, 3, 1)
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: contains no images")
+    if x.dtype == np.uint8:
+        pass
+    elif np.issubdtype(x.dtype, np.floating):
+        lo, hi = float(np.min(x)), float(np.max(x))
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-6 or hi > 1 + 1e-6:
+            hint = " (looks like [-1, 1]: map it with (x + 1) / 2)" if lo < 0 and lo >= -1 and hi <= 1 else ""
+            raise ValueError(f"{name}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]{hint}")
+        x = to_uint8(x)
+    elif np.issubdtype(x.dtype, np.integer):
+        lo, hi = int(np.min(x)), int(np.max(x))
+        if lo < 0 or hi > 255:
+            raise ValueError(f"{name}: integer images must lie in [0, 255], got values in [{lo}, {hi}]")
+        x = x.astype(np.uint8)
+    else:
+        raise ValueError(f"{name}: unsupported image dtype {x.dtype}")
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return x
