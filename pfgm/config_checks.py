@@ -144,7 +144,7 @@ def validate(config, mode="train"):
     for key in ("rtol", "atol"):
         number(config, f"sampling.{key}", low=0, strict_low=True, optional=True)
 
-    if config.get("eval", {}).get("enable_bpd", False):
+    if get(config, "eval.enable_bpd"):
         if "bpd_dataset" in config.eval:
             choice(config, "eval.bpd_dataset", {"train", "test"})
         number(config, "eval.bpd_num_samples", low=0, integer=True, optional=True)

@@ -50,8 +50,9 @@ def arrange_global(shards, n_trained):
 
 
 def _n_trained(config):
+    """The points trained on per step: PFGM's small_batch_size; the whole batch for the score SDEs."""
     t = config.training
-    return t.get("small_batch_size", t.batch_size)
+    return t.small_batch_size if "small_batch_size" in t else t.batch_size
 
 
 class Interrupted(Exception):

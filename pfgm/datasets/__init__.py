@@ -47,12 +47,12 @@ def get_dataset(config):
 
 
 def data_scaler(config):
-    if config.data.get("centered", False):
+    if config.data.centered:
         return lambda x: 2.0 * x - 1.0
     return lambda x: x
 
 
 def inverse_scaler(config):
-    if config.data.get("centered", False):
+    if config.data.centered:
         return lambda x: (x + 1.0) / 2.0
     return lambda x: x

@@ -123,12 +123,12 @@ def make_cifar10(config):
     like the official pipeline's antialiased resize.
     """
     size = check_size(config, "CIFAR10")
-    if int(config.data.get("num_channels", 3)) != 3:
+    if int(config.data.num_channels) != 3:
         raise ValueError("data.num_channels must be 3 for CIFAR10")
-    batches = read_cifar10(config.data.get("root", ""))
+    batches = read_cifar10(config.data.root)
     train = torch.from_numpy(np.concatenate([batches[n] for n in CIFAR_TRAIN_BATCHES]))
     test = torch.from_numpy(np.ascontiguousarray(batches[CIFAR_TEST_BATCH]))
     resize = None if size == 32 else size
     return ImageDataset("CIFAR10", (3, size, size), ArraySource(train, 255.0, resize),
-                        ArraySource(test, 255.0, resize), config.data.get("random_flip", False),
-                        config.data.get("uniform_dequantization", False))
+                        ArraySource(test, 255.0, resize), config.data.random_flip,
+                        config.data.uniform_dequantization)

@@ -18,8 +18,8 @@ def make_digits(config):
     """
     from sklearn.datasets import load_digits
 
-    size = int(config.data.get("image_size", 8))
-    channels = int(config.data.get("num_channels", 1))
+    size = int(config.data.image_size)
+    channels = int(config.data.num_channels)
     if size < 1:
         raise ValueError(f"data.image_size must be a positive integer, got {size}")
     if channels not in (1, 3):
@@ -29,5 +29,5 @@ def make_digits(config):
     perm = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(DIGITS_SPLIT_SEED))
     held_out, train = images[perm[:DIGITS_NUM_EVAL]], images[perm[DIGITS_NUM_EVAL:]]
     return ImageDataset("digits", (channels, size, size), ArraySource(train), ArraySource(held_out),
-                        config.data.get("random_flip", False),
-                        config.data.get("uniform_dequantization", False))
+                        config.data.random_flip,
+                        config.data.uniform_dequantization)

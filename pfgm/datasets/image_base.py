@@ -136,7 +136,7 @@ class ArraySource:
 
 def check_size(config, what):
     """data.image_size as a positive int; ValueError naming `what` otherwise."""
-    size = int(config.data.get("image_size", 0))
+    size = int(config.data.image_size)
     if size < 1:
         raise ValueError(f"data.image_size must be a positive integer for {what}, got {size}")
     return size

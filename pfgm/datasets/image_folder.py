@@ -160,10 +160,10 @@ def make_folder(config):
     Images are converted to RGB (grey when data.num_channels is 1) and decoded lazily per batch;
     an unreadable file raises DataError when a batch first reaches it. Splits: see _split_folder.
     """
-    root = config.data.get("root", "")
+    root = config.data.root
     name = config.data.dataset
     size = check_size(config, name)
-    channels = int(config.data.get("num_channels", 3))
+    channels = int(config.data.num_channels)
     if channels not in (1, 3):
         raise ValueError(f"data.num_channels must be 1 or 3, got {channels}")
     if not root:
@@ -178,5 +178,5 @@ def make_folder(config):
     transform = celeba_transform(size) if name == "CELEBA" else square_transform(size)
     shape = (channels, size, size)
     return ImageDataset(name, shape, FolderSource(train, transform, shape),
-                        FolderSource(held_out, transform, shape), config.data.get("random_flip", False),
-                        config.data.get("uniform_dequantization", False))
+                        FolderSource(held_out, transform, shape), config.data.random_flip,
+                        config.data.uniform_dequantization)
