@@ -11,6 +11,7 @@
   set_pfgm       PFGM's hyperparameters (M, tau, gamma, z_max, z_min, upper_norm, z_exp, sigma_end)
   pfgm_run       what every PFGM training config sets over its data set's defaults (sde, batch sizes, sampler)
   sde_run        the same for the score-SDE baselines (VE, VP, sub-VP)
+  pfgmpp_run     the same for PFGM++ (D extra dimensions, EDM's preconditioning and sampler)
   set_ncsnpp     the NCSN++/DDPM++ architecture keys
   set_likelihood the eval.bpd_* keys
   set_eval_outputs  eval.fid_stats, inception_weights, save_images, enable_interpolate, enable_rescale
@@ -229,6 +230,39 @@ def sde_run(config, sde, *, batch_size):
     sampling.snr = 0.16
     sampling.n_steps_each = 1
     sampling.probability_flow = False
+    return config
+
+
+def pfgmpp_run(config, *, aug_dim, batch_size, sigma_max=80.0, sigma_min=0.002, sigma_data=0.5, N=18,
+               centered=True):
+    """The block every PFGM++ config shares (Xu et al. 2023, github.com/Newbeeer/pfgmpp, on NVIDIA's EDM):
+    D = aug_dim extra dimensions (a float so that inf, the diffusion limit, can be given on the command
+    line), ln sigma ~ N(-1.2, 1.2^2) in training, EDM's preconditioning around the network with the data's
+    standard deviation sigma_data, the summed loss; sampling by EDM's Heun on the rho = 7 schedule from
+    sigma_max to sigma_min (N = 18 levels: 35 NFE), or 'euler' / 'rk45' on the same ODE. The denoising
+    target is the clean point (training.stf = True: the posterior mean of the whole batch instead)."""
+    training = config.training
+    training.sde = "pfgmpp"
+    training.aug_dim = float(aug_dim)
+    training.P_mean = -1.2
+    training.P_std = 1.2
+    training.stf = False
+    training.batch_size = batch_size
+    training.small_batch_size = batch_size   # all trained; with stf the rest of a larger batch are charges
+    training.reduce_mean = False
+
+    config.data.centered = centered
+    config.model.sigma_data = sigma_data
+
+    sampling = config.sampling
+    sampling.method = "ode"
+    sampling.ode_solver = "heun"     # EDM's sampler; 'euler' (N steps) or 'rk45' (rtol, atol) on the same ODE
+    sampling.N = N
+    sampling.sigma_min = sigma_min
+    sampling.sigma_max = sigma_max
+    sampling.rho = 7.0
+    sampling.rtol = 1e-4
+    sampling.atol = 1e-4
     return config
 
 

@@ -1,12 +1,12 @@
 """Defaults shared by the 8x8 digits configs: scikit-learn's 1797 hand-written digits (no download),
 a small NCSN++/DDPM++ UNet, sized to train in minutes on 2 CPU cores; and the bases the digits configs
 start from: get_pfgm_config() (poisson/digits_ddpmpp), get_sde_config(sde) (vp/digits_ddpmpp,
-ve/digits_ncsnpp).
+ve/digits_ncsnpp), get_pfgmpp_config(aug_dim) (pfgmpp/digits_ddpmpp).
 
 The same UNet (set_small_unet) and the same number of images trained on per step (64) are used by
 poisson/digits_ddpmpp, vp/digits_ddpmpp and ve/digits_ncsnpp, for a fair comparison.
 """
-from configs.default_common import (new_config, pfgm_run, sde_run, set_eval, set_image_data, set_loop, set_ncsnpp,
+from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_eval, set_image_data, set_loop, set_ncsnpp,
                                    set_optim, set_pfgm, set_sampler, set_sde_scales)
 
 # Images trained on per step by every digits config (PFGM's B; the whole batch of the baselines).
@@ -62,4 +62,13 @@ def get_sde_config(sde):
     image of the batch, so batch_size = TRAIN_POINTS = PFGM's small_batch_size."""
     config = get_default_configs()
     sde_run(config, sde, batch_size=TRAIN_POINTS)
+    return config
+
+
+def get_pfgmpp_config(aug_dim):
+    """PFGM++ with D = aug_dim on the digits: the same UNet and images per step as the other digits
+    configs, data in [-1, 1] (sigma_data 0.5, EDM's), the mean loss like the other digits configs."""
+    config = get_default_configs()
+    pfgmpp_run(config, aug_dim=aug_dim, batch_size=TRAIN_POINTS)
+    config.training.reduce_mean = True
     return config

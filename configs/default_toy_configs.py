@@ -1,9 +1,10 @@
 """Defaults shared by the 2-D toy configs (a small MLP; minutes on a laptop CPU), and the bases the toy
-configs start from: get_pfgm_config() (poisson/toy2d), get_sde_config(sde) (vp/toy2d, ve/toy2d, subvp/toy2d).
+configs start from: get_pfgm_config() (poisson/toy2d), get_sde_config(sde) (vp/toy2d, ve/toy2d, subvp/toy2d),
+get_pfgmpp_config(aug_dim) (pfgmpp/toy2d).
 """
 import ml_collections
 
-from configs.default_common import (new_config, pfgm_run, sde_run, set_eval, set_loop, set_optim, set_pfgm,
+from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_eval, set_loop, set_optim, set_pfgm,
                                    set_sampler, set_sde_scales)
 
 
@@ -70,4 +71,15 @@ def get_sde_config(sde):
     # VE: sigma_max ~ the largest distance between toy points (about 4 sqrt 2 on [-2, 2]^2), so the
     # prior N(0, sigma_max^2 I) is close to the perturbed data at t = 1.
     set_sde_scales(config, sigma_max=6.0)
+    return config
+
+
+def get_pfgmpp_config(aug_dim):
+    """PFGM++ with D = aug_dim on the toy: the MLP and the 256 points per step of the other toy configs.
+    The checkerboard's coordinates have standard deviation ~1.15 (sigma_data 1); sigma_max = 40 is far
+    beyond the data's extent (as EDM's 80 is for images of sigma_data 0.5)."""
+    config = get_default_configs()
+    pfgmpp_run(config, aug_dim=aug_dim, batch_size=256, sigma_max=40.0, sigma_data=1.0, centered=False)
+    config.training.reduce_mean = True
+    config.model.scale_input = False   # the preconditioning already scales the input to unit size
     return config

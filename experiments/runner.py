@@ -50,6 +50,8 @@ def _sample(config, ckpt_path, row, opts, log):
     from pfgm import checkpoint, datasets, methods, run_utils
     device = run_utils.resolve_device(config.device)
     model = checkpoint.load_ema_model(config, ckpt_path, device)
+    if row.quantize_bits:
+        quantize_weights(model, row.quantize_bits)
     dataset = datasets.get_dataset(config)
     inverse = datasets.inverse_scaler(config)
     n = _num_samples(row, opts)
@@ -61,6 +63,18 @@ def _sample(config, ckpt_path, row, opts, log):
         device=device, convert=lambda x: inverse(x).float().cpu().numpy(),
         on_batch=lambda done, nfe: log(f"  [{row.model} {label}] {done}/{n} samples, NFE {nfe}"), **sampler)
     return samples, float(np.mean(nfes)), dataset
+
+
+@torch.no_grad()
+def quantize_weights(model, bits):
+    """Round every parameter tensor to 2^bits evenly spaced levels between its min and max, as the PFGM++
+    robustness study (its generate_quant.py): how much precision the sampler's network needs."""
+    levels = 2.0**bits - 1
+    for p in model.parameters():
+        lo, hi = p.min(), p.max()
+        scale = (hi - lo) / levels if hi > lo else torch.ones_like(hi)
+        p.copy_(torch.round((p - lo) / scale) * scale + lo)
+    return model
 
 
 class _PrintLog:
@@ -149,9 +163,11 @@ def _sample_row(table, row, ctx, log):
     step, path = ck
     n = _num_samples(row, opts)
     cache_dir = os.path.join(model_dir, "reproduce")
-    tag = f"{tables.sampler_tag(row.sampler, n)}_step{step}"
+    tag = f"{tables.sampler_tag(row.sampler, n)}_step{step}" + (f"_q{row.quantize_bits}" if row.quantize_bits else "")
     key = dict(checkpoint=os.path.abspath(path), step=step, mtime=os.path.getmtime(path), sampler=row.sampler,
                num_samples=n, kind=table.kind, scheme=SAMPLER_SCHEME)
+    if row.quantize_bits:
+        key["quantize_bits"] = row.quantize_bits
     cache_json, cache_npz = os.path.join(cache_dir, tag + ".json"), os.path.join(cache_dir, tag + ".npz")
     cached = None
     if os.path.exists(cache_json):
@@ -231,7 +247,7 @@ def run_table(name, workdir, log=print, digits_metric=None, command=None, **opti
     opts = _options(workdir, options)
     scale = opts["scale"]
     all_tables = tables.tables(scale, opts["rk45_tol"], opts.get("n_iters"))
-    names = list(all_tables) if name == "all" else [name]
+    names = list(all_tables) if name == "all" else name.split(",")
     for n in names:
         if n not in all_tables:
             other = tables.tables("gpu" if scale == "cpu" else "cpu")

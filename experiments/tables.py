@@ -13,6 +13,9 @@ file and overrides), a sampler (config.sampling overrides) and the paper number 
   celeba64     PFGM DDPM++ on CelebA 64                              (no CPU analogue)
   bedroom      PFGM DDPM++ on LSUN bedroom 256                       (no CPU analogue)
   toy          -                                                     2-D checkerboard: RK45, Euler, Heun, PC
+  pfgmpp       CIFAR-10 NCSN++: PFGM++ D = 128, 2048 and EDM (D = inf) digits: PFGM++ for D = 1 ... inf, Heun at
+                                                                    35/13/9/5 NFE, weights quantized to 6/5 bits
+  pfgmpp_toy   -                                                     2-D checkerboard: PFGM++ for D = 1 ... inf
 
 Several rows share one model (the RK45 and Euler rows of PFGM DDPM++ use the same network).
 
@@ -20,6 +23,7 @@ Paper numbers: only those in the project's verified reference (README checkpoint
 official repository and score_sde's README); the rest are marked "not transcribed", never guessed.
 """
 import dataclasses
+import math
 
 NOT_TRANSCRIBED = "not transcribed"
 EULER_STEPS = (10, 20, 50, 100)
@@ -37,6 +41,7 @@ class Row:
     source: str = ""             # where the paper number comes from / which paper row it mirrors
     published: str = ""          # where a published checkpoint for `model` comes from
     step: int = None             # evaluate checkpoint_<step>.pth instead of the run's final one (cpu)
+    quantize_bits: int = None    # sample with every weight tensor rounded to 2^bits levels (robustness)
 
 
 @dataclasses.dataclass
@@ -131,6 +136,12 @@ def _gpu_tables():
                   sampler=_RK45, paper=dict(fid=3.68, is_="–", nfe="~110"), source="PF:README", published=_PF)]
     bedroom = [Row("pfgm_bedroom", "PFGM, DDPM++, LSUN bedroom 256", "pfgm_bedroom", "configs/poisson/bedroom_ddpmpp.py",
                    sampler=_RK45, paper=dict(fid=13.66, is_="–", nfe="~122"), source="PF:README", published=_PF)]
+    pp = "configs/pfgmpp/cifar10_ncsnpp.py"
+    pp_paper = "github.com/Newbeeer/pfgmpp README (checkpoint table)"
+    pfgmpp_rows = [Row(f"pfgmpp_d{_d_tag(d)}", f"{_d_label(d)}, NCSN++, Heun 18", f"pfgmpp_ncsnpp_d{_d_tag(d)}", pp,
+                       {"training.aug_dim": float(d)}, _EDM_HEUN, dict(fid=fid, is_=NOT_TRANSCRIBED, nfe=35),
+                       source=pp_paper + ("; EDM" if math.isinf(d) else ""), published=pp_paper)
+                   for d, fid in ((128, 1.92), (2048, 1.91), (math.inf, 1.98))]
     return {
         "cifar10": Table("cifar10", "CIFAR-10: FID / IS / NFE, PFGM and the SDE baselines", "images", "cifar10",
                          cifar, "Baseline rows are from score_sde's README: check them against the PFGM PDF."),
@@ -141,7 +152,41 @@ def _gpu_tables():
         "bedroom": Table("bedroom", "LSUN bedroom 256", "images", "bedroom", bedroom,
                          "The original code uses TF-Hub Inception-v3 feature_vector features at 256 px; "
                          "pool3 FID here is not the same number."),
+        "pfgmpp": Table("pfgmpp", "CIFAR-10: PFGM++ (D extra dimensions) and its D = inf limit, EDM", "images",
+                        "cifar10", pfgmpp_rows, "The published checkpoints are EDM pickles (SongUNet), which "
+                        "do not load into this package's NCSN++: the rows need models trained here."),
     }
+
+
+_EDM_HEUN = dict(method="ode", ode_solver="heun", N=18)
+# PFGM++ study: the D values, the Heun levels (NFE 2N - 1: 35, 13, 9, 5) and the weight precisions
+PFGMPP_D = (1, 8, 64, 512, 2048, math.inf)
+PFGMPP_STEPS = (18, 7, 5, 3)
+PFGMPP_BITS = (6, 5)
+
+
+def _d_tag(d):
+    return "inf" if math.isinf(d) else str(int(d))
+
+
+def _d_label(d):
+    return "EDM (PFGM++ D = inf)" if math.isinf(d) else f"PFGM++ D = {int(d)}"
+
+
+def _pfgmpp_rows(prefix, config, bits=PFGMPP_BITS):
+    """Per D: Heun at every PFGMPP_STEPS, then the 18-level Heun with quantized weights."""
+    rows = []
+    for d in PFGMPP_D:
+        model, over = f"{prefix}_pfgmpp_d{_d_tag(d)}", {"training.aug_dim": float(d)}
+        for n in PFGMPP_STEPS:
+            rows.append(Row(f"pfgmpp_d{_d_tag(d)}_heun{n}", f"{_d_label(d)}, Heun {n} ({2 * n - 1} NFE)", model,
+                            config, over, dict(method="ode", ode_solver="heun", N=n), paper=None,
+                            source="no paper analogue (the PFGM++ paper's D and step studies are not transcribed)"))
+        for b in bits:
+            rows.append(Row(f"pfgmpp_d{_d_tag(d)}_q{b}", f"{_d_label(d)}, Heun 18, weights at {b} bits", model,
+                            config, over, _EDM_HEUN, paper=None, source="robustness (PFGM++ paper: not transcribed)",
+                            quantize_bits=b))
+    return rows
 
 
 PC_STEPS = (100, 1000)
@@ -226,6 +271,10 @@ def _cpu_tables(rk45_tol, n_iters=None):
         "convergence": Table("convergence", "Digits 8x8: digits-FID (RK45) of every model along its training",
                              "digits", rows=convergence),
         "toy": Table("toy", "2-D checkerboard: sliced Wasserstein / MMD / NFE", "toy", rows=toy),
+        "pfgmpp": Table("pfgmpp", "Digits 8x8: PFGM++ from D = 1 (PFGM's kernel) to D = inf (EDM), Heun steps and "
+                        "quantized weights", "digits", rows=_pfgmpp_rows("digits", "configs/pfgmpp/digits_ddpmpp.py")),
+        "pfgmpp_toy": Table("pfgmpp_toy", "2-D checkerboard: PFGM++ from D = 1 to D = inf", "toy",
+                            rows=_pfgmpp_rows("toy", "configs/pfgmpp/toy2d.py", bits=())),
     }
 
 

@@ -69,16 +69,19 @@ KNOWN_KEYS = {
               "nonlinearity", "normalization", "num_res_blocks", "progressive", "progressive_combine",
               "progressive_input", "resamp_with_conv", "resblock_type", "skip_rescale",
               # the toy MLP
-              "embed_dim", "num_layers", "scale_input"},
+              "embed_dim", "num_layers", "scale_input",
+              "sigma_data"},                                                   # PFGM++
     "optim": {"beta1", "eps", "grad_clip", "lr", "optimizer", "warmup", "weight_decay"},
     "sampling": {"method", "ode_solver", "N", "rtol", "atol", "max_nfe",
                  "z_max", "z_min", "upper_norm", "z_exp",                      # PFGM
                  "eps", "noise_removal", "predictor", "corrector", "snr", "n_steps_each",
-                 "probability_flow"},
+                 "probability_flow",
+                 "sigma_min", "sigma_max", "rho"},                             # PFGM++
     "training": {"sde", "batch_size", "small_batch_size", "n_iters", "log_freq", "eval_freq", "snapshot_freq",
                  "snapshot_freq_for_preemption", "snapshot_sampling", "snapshot_num_samples",
                  "max_nonfinite_steps", "reduce_mean", "continuous", "likelihood_weighting",
-                 "M", "tau", "gamma", "restrict_M"},                           # PFGM
+                 "M", "tau", "gamma", "restrict_M",                            # PFGM
+                 "aug_dim", "P_mean", "P_std", "stf"},                         # PFGM++
 }
 
 

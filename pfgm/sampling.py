@@ -15,7 +15,7 @@ import torch
 
 from pfgm import poisson, run_utils
 
-__all__ = ["SOLVERS", "SOLVER_ALIASES", "SPACINGS", "solver_name", "euler", "heun", "rk45", "time_grid", "odeint",
+__all__ = ["SOLVERS", "SOLVER_ALIASES", "SPACINGS", "solver_name", "euler", "heun", "rk45", "time_grid", "odeint", "solve",
            "in_log_time", "backward_ode", "pfgm_drift", "per_sample", "NonFiniteError", "TooManySteps"]
 
 
@@ -109,27 +109,38 @@ def odeint(drift, x, t_start, t_end, *, solver="rk45", steps=100, rtol=1e-4, ato
     """Integrate dx/dt = drift(x, t) from t_start to t_end with a named solver. Returns (x, nfe).
 
     spacing='log' (t > 0): Euler/Heun step in t on a grid uniform in log t, and RK45 integrates
-    dx/ds = t drift(x, t) in s = log t. last_step_euler: Heun's last step is plain Euler.
-    A non-finite drift raises `NonFiniteError`; more than `max_nfe` evaluations raise `TooManySteps`.
-    callback(t, x): called at every grid time by the fixed-step solvers (not by RK45).
+    dx/ds = t drift(x, t) in s = log t. Otherwise the grid is uniform in t. See `solve`.
     """
     solver = solver_name(solver)
     if solver != "rk45" and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     if spacing not in SPACINGS:
         raise ValueError(f"unknown grid spacing {spacing!r}; choose one of {list(SPACINGS)}")
-    options = dict(rtol=rtol, atol=atol, callback=callback) if solver == "rk45" else dict(callback=callback)
+    ts = [t_start, t_end] if solver == "rk45" else time_grid(t_start, t_end, steps, spacing)
+    return solve(drift, x, ts, solver=solver, rtol=rtol, atol=atol, last_step_euler=last_step_euler,
+                 max_nfe=max_nfe, callback=callback, log_time=spacing == "log")
+
+
+def solve(drift, x, ts, *, solver="heun", rtol=1e-4, atol=1e-4, last_step_euler=False, max_nfe=None,
+          callback=None, log_time=False):
+    """Integrate dx/dt = drift(x, t) over the grid ts (RK45: from ts[0] to ts[-1]). Returns (x, nfe).
+
+    last_step_euler: Heun's last step is plain Euler (so the drift is never evaluated at ts[-1]).
+    log_time (t > 0): RK45 integrates dx/ds = t drift(x, t) in s = log t, and progress counts in log t.
+    A non-finite drift raises `NonFiniteError`; more than `max_nfe` evaluations raise `TooManySteps`.
+    callback(t, x): called at every grid time by the fixed-step solvers (RK45 refuses one).
+    """
+    solver = solver_name(solver)
+    options = dict(rtol=rtol, atol=atol) if solver == "rk45" else {}
     if solver == "heun":
         options["last_step_euler"] = last_step_euler
     # a progress display (off when stderr is not a terminal): an undertrained network can need
     # thousands of evaluations, which should not pass in silence
     with run_utils.progress(total=100, desc=f"ODE ({solver})", unit="%", leave=False) as bar, torch.no_grad():
-        f = _guarded(drift, max_nfe, bar, (t_start, t_end, math.log if spacing == "log" else float))
-        if solver == "rk45":
-            if spacing == "log":
-                return rk45(in_log_time(f), x, (math.log(t_start), math.log(t_end)), **options)
-            return rk45(f, x, (t_start, t_end), **options)
-        return SOLVERS[solver](f, x, time_grid(t_start, t_end, steps, spacing), **options)
+        f = _guarded(drift, max_nfe, bar, (ts[0], ts[-1], math.log if log_time else float))
+        if solver == "rk45" and log_time:
+            return rk45(in_log_time(f), x, [math.log(ts[0]), math.log(ts[-1])], callback=callback, **options)
+        return SOLVERS[solver](f, x, ts, callback=callback, **options)
 
 
 def in_log_time(drift):

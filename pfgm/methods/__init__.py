@@ -14,6 +14,7 @@ _METHODS = {
     "vesde": "pfgm.methods.sde:VESDE",
     "vpsde": "pfgm.methods.sde:VPSDE",
     "subvpsde": "pfgm.methods.sde:subVPSDE",
+    "pfgmpp": "pfgm.methods.pfgmpp:PFGMPP",
 }
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from pfgm.models import register_model
 from pfgm.models import layers
 
-_SDES = ("poisson", "vesde", "vpsde", "subvpsde")
+_SDES = ("poisson", "vesde", "vpsde", "subvpsde", "pfgmpp")
 
 
 def _cfg(section, key, default):
@@ -41,6 +41,9 @@ class NCSNpp(nn.Module):
       score -eps_hat / std(t)).
     * ``'vesde'`` (continuous NCSN++): cond is sigma(t) > 0; the Fourier embedding takes log sigma, and
       with ``scale_by_sigma=True`` the output is divided by sigma, so it is the score itself.
+    * ``'pfgmpp'`` (PFGM++, EDM-preconditioned): cond is the noise level sigma > 0; either embedding gets
+      EDM's noise label log(sigma) / 4. Returns F shaped like x (the method forms the denoiser);
+      ``scale_by_sigma`` is refused (the preconditioning scales the output).
 
     With ``embedding_type='positional'`` and ``scale_by_sigma=True`` (discrete VE), cond is the noise
     index and the output is divided by ``sigmas[cond.long()]``, as in the original.
@@ -55,6 +58,7 @@ class NCSNpp(nn.Module):
         if sde not in _SDES:
             raise ValueError(f"training.sde: unknown {sde!r}; NCSNpp supports {_SDES}")
         self.poisson = sde == "poisson"
+        self.edm_label = sde == "pfgmpp"
 
         self.act = act = layers.get_act(_cfg(m, "nonlinearity", "swish"))
         normalization = str(_cfg(m, "normalization", "GroupNorm")).lower()
@@ -95,6 +99,8 @@ class NCSNpp(nn.Module):
         combine_method = str(_cfg(m, "progressive_combine", "sum")).lower()
         init_scale = float(m.init_scale)
         self.scale_by_sigma = bool(_cfg(m, "scale_by_sigma", False))
+        if self.edm_label and self.scale_by_sigma:
+            raise ValueError("model.scale_by_sigma: PFGM++'s preconditioning scales the output; set it to False")
         self.centered = bool(data.centered)
         self.channels = channels = int(data.num_channels)
 
@@ -235,12 +241,13 @@ class NCSNpp(nn.Module):
         mods = iter(self.all_modules)
         nxt = functools.partial(next, mods)
 
+        label = torch.log(cond) / 4 if self.edm_label else cond
         if self.embedding_type == "fourier":
             used_sigmas = cond
-            temb = nxt()(torch.log(cond))
+            temb = nxt()(label if self.edm_label else torch.log(cond))
         else:
             used_sigmas = None
-            temb = layers.get_positional_embedding(cond, self.nf).to(x.dtype)
+            temb = layers.get_positional_embedding(label, self.nf).to(x.dtype)
         if self.conditional:
             temb = nxt()(temb)
             temb = nxt()(self.act(temb))

@@ -1,0 +1,141 @@
+"""PFGM++ as a method: EDM's preconditioned denoiser trained on the D-dimensional kernel, sampled from the
+heavy-tailed prior along dx/dsigma = (x - D(x, sigma)) / sigma (pfgm.pfgmpp holds the physics).
+
+Config keys: training.{aug_dim (D: an integer >= 1, or inf for the diffusion limit), P_mean, P_std, stf,
+small_batch_size, reduce_mean}, model.sigma_data, sampling.{method ('ode'), ode_solver, N, sigma_min,
+sigma_max, rho, rtol, atol, max_nfe}.
+
+- Training, as the original (github.com/Newbeeer/pfgmpp, built on NVIDIA's EDM): ln sigma ~ N(P_mean,
+  P_std^2), r = sigma sqrt(D), x = y + R u with R = r sqrt(B / (1 - B)), B ~ Beta(N/2, D/2) clipped to
+  [1e-3, 1 - 1e-3], loss lambda(sigma) |D(x, sigma) - y|^2. With training.stf the target is the posterior
+  mean of the whole batch's charges (the original's large-reference-batch target) instead of y; the
+  first small_batch_size points of the batch are the ones trained.
+- Sampling: `heun` on EDM's rho-schedule with the last step (to sigma = 0) plain Euler is EDM's sampler
+  (N = 18: 35 NFE); `euler` steps the same schedule; `rk45` integrates in log sigma from sigma_max to
+  sigma_min, then takes EDM's last Euler step to 0 (one more NFE: x <- D(x, sigma_min)).
+"""
+import math
+
+import torch
+
+from pfgm import pfgmpp, sampling
+from pfgm.config_checks import ConfigError, number
+from pfgm.methods.base import Method, ProbabilityFlow
+from pfgm.sampling import per_sample
+
+
+def aug_dim(config):
+    """training.aug_dim as the method uses it: an int, or math.inf."""
+    d = config.training.aug_dim
+    return math.inf if math.isinf(d) else int(d)
+
+
+class PFGMPP(Method):
+    name = "pfgmpp"
+    time_name = "sigma"
+    sampling_keys = ("method", "ode_solver", "N", "sigma_min", "sigma_max", "rho", "rtol", "atol", "max_nfe")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.check_config(config)
+        self.D = aug_dim(config)
+        self.sigma_data = float(config.model.sigma_data)
+
+    @classmethod
+    def check_config(cls, config):
+        super().check_config(config)
+        d = number(config, "training.aug_dim", low=1, allow_inf=True)
+        if not math.isinf(d) and d != int(d):
+            raise ConfigError(f"training.aug_dim: D must be an integer >= 1 or inf, got {d!r}")
+        number(config, "training.P_std", low=0, strict_low=True)
+        number(config, "training.P_mean")
+        number(config, "model.sigma_data", low=0, strict_low=True)
+        small = number(config, "training.small_batch_size", low=1, integer=True)
+        if small > config.training.batch_size:
+            raise ConfigError(f"training.small_batch_size: {small} exceeds training.batch_size "
+                              f"{config.training.batch_size}")
+        s = config.sampling
+        lo = number(config, "sampling.sigma_min", low=0, strict_low=True)
+        hi = number(config, "sampling.sigma_max", low=0, strict_low=True)
+        if lo >= hi:
+            raise ConfigError(f"sampling.sigma_min: must be below sampling.sigma_max ({hi}), got {lo}")
+        number(config, "sampling.rho", low=0, strict_low=True)
+        if s.method != "ode":
+            raise ConfigError(f"sampling.method: PFGM++ samples by its ODE only ('ode'), got {s.method!r}")
+        try:
+            if sampling.solver_name(s.ode_solver) != "rk45" and s.N < 2:
+                raise ConfigError(f"sampling.N: the EDM schedule needs at least 2 steps, got {s.N}")
+        except ValueError as e:
+            raise ConfigError(f"sampling.ode_solver: {e}") from None
+
+    # ---- the network as EDM's denoiser ----------------------------------------------------------
+    def denoiser(self, model):
+        """D(x, sigma) = c_skip x + c_out F(c_in x, sigma) (the network embeds log(sigma) / 4), in x's dtype."""
+        dtype = next(model.parameters()).dtype
+
+        def denoise(x, sigma):
+            c_skip, c_out, c_in, _ = (per_sample(c, x) for c in pfgmpp.preconditioning(sigma, self.sigma_data))
+            out = model((c_in * x).to(dtype), sigma.to(dtype)).to(x.dtype)
+            return c_skip * x + c_out * out
+
+        return denoise
+
+    # ---- Method -----------------------------------------------------------------------------------
+    def loss(self, model, batch, generator=None, shard=None):
+        t = self.config.training
+        y = batch[: t.small_batch_size]
+        opts = dict(generator=generator, device=y.device)
+        sigma = torch.exp(t.P_mean + t.P_std * torch.randn(len(y), dtype=torch.float64, **opts))
+        noise = pfgmpp.perturbation(y.shape, sigma, self.D, generator, beta_clip=pfgmpp.TRAINING_BETA_CLIP,
+                                    dtype=y.dtype)
+        mine = self.shard_slice(len(y), shard)
+        y, sigma, x = y[mine], sigma[mine].to(y.dtype), (y + noise)[mine]
+        if t.stf:
+            with torch.no_grad():
+                target = pfgmpp.posterior_mean(x, batch, sigma, self.D)
+        else:
+            target = y
+        sq = (self.denoiser(model)(x, sigma) - target).flatten(1) ** 2
+        per_point = sq.mean(1) if t.reduce_mean else sq.sum(1)
+        return (pfgmpp.loss_weight(sigma, self.sigma_data) * per_point).mean()
+
+    def prior_sample(self, n, shape, device, generator=None):
+        return pfgmpp.sample_prior(n, shape, self.D, self.config.sampling.sigma_max, generator, device)
+
+    def sample(self, model, n, shape, *, x=None, generator=None, device=None, **overrides):
+        s = self.sampling_options(overrides)
+        device = device or next(model.parameters()).device
+        if x is None:
+            x = pfgmpp.sample_prior(n, shape, self.D, s["sigma_max"], generator, device)
+        return self.solve(self.denoiser(model), x, s)
+
+    def solve(self, denoiser, x, s, callback=None):
+        """The backward ODE from sigma_max to 0 with the settings `s` (see the module docstring)."""
+        drift = pfgmpp.ode_drift(denoiser)
+        with torch.no_grad():
+            if sampling.solver_name(s["ode_solver"]) == "rk45":
+                x, nfe = sampling.solve(drift, x, [s["sigma_max"], s["sigma_min"]], solver="rk45", rtol=s["rtol"],
+                                        atol=s["atol"], max_nfe=s["max_nfe"], log_time=True)
+                sigma = torch.full((len(x),), s["sigma_min"], dtype=x.dtype, device=x.device)
+                return denoiser(x, sigma), nfe + 1
+            ts = pfgmpp.edm_sigmas(s["N"], s["sigma_min"], s["sigma_max"], s["rho"])
+            return sampling.solve(drift, x, ts, solver=s["ode_solver"], last_step_euler=True,
+                                  max_nfe=s["max_nfe"], callback=callback)
+
+    def trajectory(self, model, x, steps=100):
+        """Heun on the EDM schedule with `steps` levels (times are sigma, ending at 0)."""
+        s = dict(self.sampling_options({}), ode_solver="heun", N=steps)
+        times, states, record = self._recorder()
+        self.solve(self.denoiser(model), x, s, callback=record)
+        return torch.tensor(times, dtype=torch.float64), torch.stack(states)
+
+    def prior_radius(self, dim):
+        """sigma_max sqrt(dim): the prior's radius is sigma_max sqrt(D) sqrt(B / (1 - B)), about that."""
+        return float(self.config.sampling.sigma_max) * math.sqrt(dim)
+
+    def probability_flow(self, model):
+        """dx/dsigma from sigma_min (the data, to within sigma_min) to sigma_max, in log sigma, and the
+        prior's closed-form log-density."""
+        s = self.config.sampling
+        return ProbabilityFlow(sampling.in_log_time(pfgmpp.ode_drift(self.denoiser(model))), math.log(s.sigma_min),
+                               math.log(s.sigma_max), lambda x: pfgmpp.prior_logp(x, s.sigma_max, self.D))

@@ -1,0 +1,151 @@
+"""PFGM++ (Xu, Tong, Tegmark, Jaakkola, Kim, ICML 2023): the charges in N + D dimensions.
+
+Only the norm r of the D extra coordinates matters. The electric field of a charge y at (x, r) in N + D
+dimensions gives the perturbation kernel
+
+    p_r(x | y) = C(N, D) r^D (|x - y|^2 + r^2)^{-(N+D)/2},   C(N, D) = Gamma((N+D)/2) / (pi^{N/2} Gamma(D/2)),
+
+and the backward ODE of the field becomes, with r = sigma sqrt(D) (EDM's noise level sigma),
+
+    dx/dsigma = (x - E[y | x, sigma]) / sigma,
+
+E[y | x, sigma] the posterior mean of the charges under that kernel. D = 1 is PFGM (r = z), D -> inf is
+diffusion: the kernel tends to N(y, sigma^2 I) and the ODE to the VE probability flow. `D = math.inf` is
+that limit here. Shapes: data points are flattened to N numbers; sigma is a float or a (B,) tensor.
+"""
+import math
+
+import numpy as np
+import scipy.special
+import torch
+
+from pfgm.sampling import per_sample
+
+TRAINING_BETA_CLIP = 1e-3  # the original clips B ~ Beta(N/2, D/2) to [1e-3, 1 - 1e-3] in training
+
+
+def radius_cdf(radius, data_dim, aug_dim, sigma):
+    """P(|x - y| <= radius) under p_r(.|y), r = sigma sqrt(D): |x - y|^2 / r^2 ~ BetaPrime(N/2, D/2), so the
+    CDF is I_{R^2 / (R^2 + r^2)}(N/2, D/2); for D = inf, |x - y| / sigma ~ chi_N. Numpy in, numpy out."""
+    radius = np.asarray(radius, dtype=np.float64)
+    if math.isinf(aug_dim):
+        return scipy.special.gammainc(data_dim / 2.0, radius**2 / (2.0 * sigma**2))
+    r2 = sigma**2 * aug_dim
+    return scipy.special.betainc(data_dim / 2.0, aug_dim / 2.0, radius**2 / (radius**2 + r2))
+
+
+def sample_radius(sigma, data_dim, aug_dim, generator=None, beta_clip=None):
+    """|x - y| for x ~ p_r(.|y), one per entry of sigma ((B,) tensor): R = r sqrt(B / (1 - B)),
+    B ~ Beta(N/2, D/2), drawn by inverting its CDF with the generator's uniforms (float64, sigma's device).
+    beta_clip: B is clipped to [clip, 1 - clip], as the original does in training. D = inf: sigma chi_N."""
+    device = sigma.device
+    u = torch.rand(sigma.shape, generator=generator, dtype=torch.float64, device=device).cpu().numpy()
+    if math.isinf(aug_dim):
+        chi2 = 2.0 * scipy.special.gammaincinv(data_dim / 2.0, u)
+        return sigma.double() * torch.as_tensor(np.sqrt(chi2), device=device)
+    # 1 - B ~ Beta(D/2, N/2): inverting the complement keeps 1 - B accurate when B is close to 1
+    one_minus_b = scipy.special.betaincinv(aug_dim / 2.0, data_dim / 2.0, 1.0 - u)
+    if beta_clip is not None:
+        one_minus_b = np.clip(one_minus_b, beta_clip, 1.0 - beta_clip)
+    one_minus_b = np.clip(one_minus_b, np.finfo(np.float64).tiny, 1.0)
+    ratio = np.sqrt((1.0 - one_minus_b) / one_minus_b)
+    return sigma.double() * math.sqrt(aug_dim) * torch.as_tensor(ratio, device=device)
+
+
+def perturbation(shape, sigma, aug_dim, generator=None, beta_clip=None, dtype=torch.float32):
+    """x - y for x ~ p_r(.|y): a radius from `sample_radius` times a uniform direction. shape = (B, ...),
+    sigma (B,). For D = inf this is N(0, sigma^2 I) drawn as radius times direction (the same law)."""
+    n = shape[0]
+    data_dim = math.prod(shape[1:])
+    radius = sample_radius(sigma, data_dim, aug_dim, generator, beta_clip)
+    direction = torch.randn((n, data_dim), generator=generator, dtype=torch.float64, device=sigma.device)
+    direction = direction / direction.norm(dim=1, keepdim=True)
+    return (direction * radius.unsqueeze(1)).to(dtype).reshape(shape)
+
+
+def sample_prior(n, shape, aug_dim, sigma_max, generator=None, device=None, dtype=torch.float32):
+    """n starting points of the sampler: the kernel around the origin at sigma_max (radius
+    sigma_max sqrt(D) sqrt(B / (1 - B))), the data being a point charge seen from that far."""
+    sigma = torch.full((n,), float(sigma_max), dtype=torch.float64, device=device)
+    return perturbation((n, *shape), sigma, aug_dim, generator, dtype=dtype)
+
+
+def log_kernel(x, y, sigma, aug_dim):
+    """log p_r(x | y) for x (B, ...) and y shaped like x or broadcasting (B,) -> (B,), normalized in x:
+    log C(N, D) + D log r - (N+D)/2 log(|x - y|^2 + r^2), or the Gaussian log-density for D = inf."""
+    d2 = (x - y).flatten(1).double().pow(2).sum(1)
+    data_dim = x[0].numel()
+    sigma = torch.as_tensor(sigma, dtype=torch.float64, device=x.device)
+    if math.isinf(aug_dim):
+        return -0.5 * data_dim * torch.log(2 * math.pi * sigma**2) - d2 / (2 * sigma**2)
+    log_c = math.lgamma((data_dim + aug_dim) / 2) - math.lgamma(aug_dim / 2) - data_dim / 2 * math.log(math.pi)
+    r2 = sigma**2 * aug_dim
+    return log_c + aug_dim / 2 * torch.log(r2) - (data_dim + aug_dim) / 2 * torch.log(d2 + r2)
+
+
+def prior_logp(x, sigma_max, aug_dim):
+    """(B,) log-density of the prior (the kernel around the origin at sigma_max): the ODE's end for
+    likelihoods. Closed form from the integral of (|x|^2 + r^2)^{-(N+D)/2} over R^N,
+    pi^{N/2} r^{-D} Gamma(D/2) / Gamma((N+D)/2)."""
+    return log_kernel(x, torch.zeros_like(x), sigma_max, aug_dim)
+
+
+def _log_weights(x, charges, sigma, aug_dim):
+    """(B, L) unnormalized log-weights of the charges in the posterior at x: -(N+D)/2 log(d^2 + r^2),
+    or -d^2 / (2 sigma^2) for D = inf. Squared distances from one matrix product (no B x L x N tensor)."""
+    xf, cf = x.flatten(1).double(), charges.flatten(1).double().to(x.device)
+    d2 = (xf.pow(2).sum(1, keepdim=True) + cf.pow(2).sum(1) - 2.0 * xf @ cf.T).clamp_min(0.0)
+    s2 = per_sample(torch.as_tensor(sigma, dtype=torch.float64, device=x.device).expand(len(x)) ** 2, d2)
+    if math.isinf(aug_dim):
+        return -d2 / (2.0 * s2)
+    return -(xf.shape[1] + aug_dim) / 2.0 * torch.log(d2 + s2 * aug_dim)
+
+
+def posterior_mean(x, charges, sigma, aug_dim):
+    """E[y | x, sigma] over the charges (L, ...) with weights proportional to p_r(x | y_i): the exact
+    denoiser of the empirical data (and the original's `stf` training target). x (B, ...) -> like x."""
+    w = torch.softmax(_log_weights(x, charges, sigma, aug_dim), dim=1)
+    return (w @ charges.flatten(1).double().to(x.device)).to(x.dtype).reshape(x.shape)
+
+
+def mixture_logp(x, charges, sigma, aug_dim):
+    """(B,) log-density at x of the charges' kernels at sigma, averaged: log (1/L) sum_i p_r(x | y_i)."""
+    lw = _log_weights(x, charges, sigma, aug_dim)
+    data_dim = x[0].numel()
+    sigma = float(sigma)
+    if math.isinf(aug_dim):
+        log_norm = -0.5 * data_dim * math.log(2 * math.pi * sigma**2)
+    else:
+        log_norm = (math.lgamma((data_dim + aug_dim) / 2) - math.lgamma(aug_dim / 2)
+                    - data_dim / 2 * math.log(math.pi) + aug_dim / 2 * math.log(sigma**2 * aug_dim))
+    return log_norm + torch.logsumexp(lw, dim=1) - math.log(len(charges))
+
+
+def ode_drift(denoiser):
+    """dx/dsigma = (x - D(x, sigma)) / sigma for a denoiser D(x, sigma (B,)) -> like x (EDM's ODE; PFGM++
+    changes only the prior and the training kernel)."""
+    def drift(x, sigma):
+        s = torch.full((len(x),), sigma, dtype=x.dtype, device=x.device)
+        return (x - denoiser(x, s)) / sigma
+    return drift
+
+
+def edm_sigmas(steps, sigma_min, sigma_max, rho=7.0):
+    """EDM's schedule: `steps` noise levels (sigma_max^{1/rho} + i/(steps-1) (sigma_min^{1/rho} -
+    sigma_max^{1/rho}))^rho, i = 0..steps-1, then 0. Floats, steps + 1 of them."""
+    if steps < 2:
+        raise ValueError(f"the EDM schedule needs at least 2 steps, got {steps}")
+    a, b = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    return [(a + i / (steps - 1) * (b - a)) ** rho for i in range(steps)] + [0.0]
+
+
+def preconditioning(sigma, sigma_data=0.5):
+    """EDM's (c_skip, c_out, c_in, c_noise) at sigma ((B,) tensor): the denoiser is
+    c_skip x + c_out F(c_in x, c_noise), c_noise = log(sigma) / 4."""
+    s2, d2 = sigma**2, sigma_data**2
+    return d2 / (s2 + d2), sigma * sigma_data / torch.sqrt(s2 + d2), 1 / torch.sqrt(s2 + d2), torch.log(sigma) / 4
+
+
+def loss_weight(sigma, sigma_data=0.5):
+    """EDM's lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2: unit loss at every sigma."""
+    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
