@@ -104,7 +104,10 @@ def save_trajectories(times, states, path, reference=None, time_name="z", title=
     fig = plt.figure(figsize=(11, 5))
     ax3 = fig.add_subplot(1, 2, 1, projection="3d")
     ax2 = fig.add_subplot(1, 2, 2)
-    log_t = np.log10(np.maximum(times, 1e-12))
+    # a path ending at time 0 (PFGM++'s last step to sigma = 0) is drawn one decade below its last
+    # positive time, not at an arbitrary floor that would squash the rest of the axis
+    positive = times[times > 0]
+    log_t = np.log10(np.maximum(times, positive.min() / 10 if len(positive) else 1e-12))
     cmap = plt.get_cmap("viridis")
     if reference is not None:
         ref = np.asarray(reference)[:2000]

@@ -2,14 +2,17 @@
 
   python tools/reproduce.py TABLE --workdir DIR [--scale gpu|cpu] [flags]
 
-TABLE: cifar10, euler, weak, celeba64, bedroom (gpu scale); cifar10, euler, pc, weak, convergence, toy
-(cpu scale: 8x8 digits and 2-D toy data, trained here); or all. Checkpoints are read from DIR/<model>/checkpoints/; at
+TABLE: cifar10, euler, weak, celeba64, bedroom, pfgmpp (gpu scale); cifar10, euler, pc, weak, convergence,
+toy, pfgmpp, pfgmpp_toy (cpu scale: 8x8 digits and 2-D toy data, trained here); several joined by commas;
+or all. Checkpoints are read from DIR/<model>/checkpoints/; at
 the cpu scale missing ones are trained (--n_iters for every model alike). Results are cached per
 (checkpoint, sampler, number of samples) under DIR/<model>/reproduce/, so a second run only prints.
 Writes DIR/<table>_<scale>.md, .csv, .tex and, where useful, DIR/<table>_<scale>_quality_vs_nfe.png.
 
   OMP_NUM_THREADS=1 python tools/reproduce.py all --scale cpu --workdir runs/study_cpu --n_iters 6000 \
       --report docs/reproduce_cpu.md
+  OMP_NUM_THREADS=1 python tools/reproduce.py pfgmpp_toy,pfgmpp --scale cpu --workdir runs/study_cpu \
+      --n_iters 6000 --toy_n_iters 10000 --report docs/pfgmpp_cpu.md
   python tools/reproduce.py cifar10 --scale cpu --workdir runs/reproduce_cpu --n_iters 600 --bpd   # + bits/dim
   python tools/reproduce.py cifar10 --workdir runs/paper --fid_stats_cifar10 cifar10_stats.npz \
       --inception_weights pt_inception-2015-12-05-6726825d.pth
