@@ -150,7 +150,7 @@ def set_pfgm(config, *, M, z_max, upper_norm, z_exp, tau=0.03, gamma=5.0, z_min=
     The data are perturbed to radius sigma_end (1 + tau)^m, m ~ U[0, M] (restrict_M: the original's
     cap on m); gamma is the field's normalization constant; sampling runs the backward ODE from
     z = z_max down to z_min, with prior radii clipped at upper_norm and the z-substitution below
-    z = z_exp (0 disables it). The paper's rule picks M, z_max and upper_norm from the data's norm
+    z = z_exp (0 disables it), which uses gamma too (App. B.2.3). The paper's rule picks M, z_max and upper_norm from the data's norm
     and dimension (pfgm.poisson.hyperparameters, tools/hyperparameters.py)."""
     training = config.training
     training.M = M

@@ -35,7 +35,10 @@ def check_sampler(s):
 class Poisson(Method):
     """Config keys: training.{small_batch_size, M, tau, gamma, restrict_M, reduce_mean},
     model.sigma_end, sampling.{method, ode_solver, N, z_max, z_min, upper_norm, z_exp, rtol, atol, max_nfe}
-    (method 'pc': predictor, corrector; see `check_sampler`)."""
+    (method 'pc': predictor, corrector; see `check_sampler`).
+
+    training.gamma serves the sampler too: the z-substitution below sampling.z_exp rebuilds v_z from the
+    field's norm offset gamma (App. B.2.3), so the two must agree, as in the original (one key)."""
 
     name = "poisson"
     time_name = "z"
