@@ -180,6 +180,22 @@ def test_edm_schedule_and_nfe():
     assert got > 10
 
 
+@pytest.mark.parametrize("aug_dim", [1, 8, INF])
+def test_stf_target_is_the_batch_posterior_mean(aug_dim):
+    """training.stf: the target is E[y | x, sigma] over the batch's charges, at the sigma the point was
+    perturbed with. The exact denoiser of those charges then has zero loss (a sigma or r mixed up between
+    the perturbation, the target and the preconditioning would not), and a positive one without stf."""
+    c = shipped_config("pfgmpp/toy2d")
+    c.data.shape = (4,)
+    c.training.update(aug_dim=float(aug_dim), stf=True, batch_size=4, small_batch_size=4)
+    method = methods.get_method(c)
+    model = ExactDenoiserNet(CHARGES, aug_dim, method.sigma_data)
+    g = torch.Generator().manual_seed(7)
+    assert method.loss(model, CHARGES, generator=g).item() < 1e-10
+    c.training.stf = False
+    assert methods.get_method(c).loss(model, CHARGES, generator=torch.Generator().manual_seed(7)).item() > 1e-3
+
+
 def test_preconditioning_gives_unit_scale_inputs_and_targets():
     sigma = torch.tensor([0.002, 0.5, 80.0], dtype=torch.float64)
     c_skip, c_out, c_in, c_noise = pfgmpp.preconditioning(sigma, 0.5)
