@@ -247,6 +247,7 @@ def pfgmpp_run(config, *, aug_dim, batch_size, sigma_max=80.0, sigma_min=0.002, 
     training.P_mean = -1.2
     training.P_std = 1.2
     training.stf = False
+    training.beta_clip = 1e-3        # B ~ Beta(N/2, D/2) clipped to [clip, 1 - clip] in training, as the original
     training.batch_size = batch_size
     training.small_batch_size = batch_size   # all trained; with stf the rest of a larger batch are charges
     training.reduce_mean = False

@@ -81,7 +81,7 @@ KNOWN_KEYS = {
                  "snapshot_freq_for_preemption", "snapshot_sampling", "snapshot_num_samples",
                  "max_nonfinite_steps", "reduce_mean", "continuous", "likelihood_weighting",
                  "M", "tau", "gamma", "restrict_M",                            # PFGM
-                 "aug_dim", "P_mean", "P_std", "stf"},                         # PFGM++
+                 "aug_dim", "P_mean", "P_std", "stf", "beta_clip"},                         # PFGM++
 }
 
 

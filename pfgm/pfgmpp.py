@@ -21,8 +21,6 @@ import torch
 
 from pfgm.sampling import per_sample
 
-TRAINING_BETA_CLIP = 1e-3  # the original clips B ~ Beta(N/2, D/2) to [1e-3, 1 - 1e-3] in training
-
 
 def radius_cdf(radius, data_dim, aug_dim, sigma):
     """P(|x - y| <= radius) under p_r(.|y), r = sigma sqrt(D): |x - y|^2 / r^2 ~ BetaPrime(N/2, D/2), so the
