@@ -88,7 +88,7 @@ def table_header(table, results, opts, command, per_row, seconds, digits_metric,
         header += ["", "Budget check:"] + [f"- {b}" for b in budget]
         if train_times:
             header.append("- training wall time: " + ", ".join(f"{m} {s:.0f} s" for m, s in train_times.items()))
-    if table.name == "convergence":
+    if table.name.endswith("convergence"):
         header += ["", "Stopped improving? (rule: the final checkpoint's FID is within 10% or 1.0 of the best "
                    "along the run, and the last two checkpoints agree to that margin)"]
         header += [f"- {line}" for line in convergence_verdicts(table.rows, results)]
@@ -131,7 +131,7 @@ def write_outputs(table, rows, results, opts, header):
             f.write(" & ".join(tex(cells[cols.index(c)]) for c in tex_cols) + r" \\" + "\n")
         f.write("\\bottomrule\n\\end{tabular}\n")
     written = [base + ".md", base + ".csv", base + ".tex"]
-    if table.name == "convergence":
+    if table.name.endswith("convergence"):
         figures = [plots.plot_convergence(table, rows, results, base + "_fid_vs_step.png", metric_name)]
     else:
         figures = [plots.plot_quality_vs_nfe(table, rows, results, base + "_quality_vs_nfe.png", metric_name),

@@ -16,6 +16,7 @@ file and overrides), a sampler (config.sampling overrides) and the paper number 
   pfgmpp       CIFAR-10 NCSN++: PFGM++ D = 128, 2048 and EDM (D = inf) digits: PFGM++ for D = 1 ... inf, Heun at
                                                                     35/13/9/5 NFE, weights quantized to 6/5 bits
   pfgmpp_toy   -                                                     2-D checkerboard: PFGM++ for D = 1 ... inf
+  pfgmpp_convergence -                                               digits-FID of each PFGM++ model per snapshot
 
 Several rows share one model (the RK45 and Euler rows of PFGM DDPM++ use the same network).
 
@@ -273,6 +274,13 @@ def _cpu_tables(rk45_tol, n_iters=None):
         "toy": Table("toy", "2-D checkerboard: sliced Wasserstein / MMD / NFE", "toy", rows=toy),
         "pfgmpp": Table("pfgmpp", "Digits 8x8: PFGM++ from D = 1 (PFGM's kernel) to D = inf (EDM), Heun steps and "
                         "quantized weights", "digits", rows=_pfgmpp_rows("digits", "configs/pfgmpp/digits_ddpmpp.py")),
+        "pfgmpp_convergence": Table(
+            "pfgmpp_convergence", "Digits 8x8: digits-FID (Heun 18) of every PFGM++ model along its training",
+            "digits", rows=[Row(f"pfgmpp_d{_d_tag(d)}_step{step}", f"{_d_label(d)}, step {step}",
+                                f"digits_pfgmpp_d{_d_tag(d)}", "configs/pfgmpp/digits_ddpmpp.py",
+                                {"training.aug_dim": float(d)}, _EDM_HEUN, paper=None, source="convergence check",
+                                step=step)
+                            for d in PFGMPP_D for step in CONVERGENCE_STEPS if step <= last]),
         "pfgmpp_toy": Table("pfgmpp_toy", "2-D checkerboard: PFGM++ from D = 1 to D = inf", "toy",
                             rows=_pfgmpp_rows("toy", "configs/pfgmpp/toy2d.py", bits=())),
     }
