@@ -34,12 +34,6 @@ def set_key(config, key, value):
         node[last] = value
 
 
-def _get(config, key):
-    for part in key.split("."):
-        config = config[part]
-    return config
-
-
 def _fmt_flag(value):
     if isinstance(value, (tuple, list)):
         return "(" + ",".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")"
@@ -99,14 +93,14 @@ def budget_report(rows, opts):
             configs[row.model] = build_config(row, opts)
     if not configs:
         return []
-    from pfgm import models
+    from pfgm import config_checks, models
     lines = []
     for key in BUDGET_KEYS:
         vals = {}
         for n, c in configs.items():
             try:
-                vals[n] = _get(c, key)
-            except (KeyError, AttributeError):
+                vals[n] = config_checks.get(c, key)
+            except config_checks.ConfigError:  # a key this model's config lacks
                 vals[n] = None
         same = len({repr(v) for v in vals.values()}) == 1
         lines.append(f"{key}: " + ("same, " + repr(next(iter(vals.values()))) if same else

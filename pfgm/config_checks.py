@@ -43,6 +43,24 @@ def number(config, key, *, low=None, high=None, strict_low=False, integer=False,
     return value
 
 
+def trained_points(config):
+    """training.small_batch_size, the points trained on per step: part of the training.batch_size charges."""
+    small = number(config, "training.small_batch_size", low=1, integer=True)
+    if small > config.training.batch_size:
+        raise ConfigError(f"training.small_batch_size: {small} exceeds training.batch_size "
+                          f"{config.training.batch_size}; the trained points must be part of the charge batch")
+    return small
+
+
+def ordered(config, low_key, high_key):
+    """Two positive numbers, the one at low_key below the one at high_key (e.g. a sampler's two ends)."""
+    lo = number(config, low_key, low=0, strict_low=True)
+    hi = number(config, high_key, low=0, strict_low=True)
+    if lo >= hi:
+        raise ConfigError(f"{low_key}: must be below {high_key} ({hi}), got {lo}")
+    return lo, hi
+
+
 def choice(config, key, choices):
     """The value at `key`, which must be one of `choices`; ConfigError naming the key."""
     value = get(config, key)
@@ -87,7 +105,7 @@ KNOWN_KEYS = {
 
 def check_known_keys(config):
     """Raise ConfigError naming the first key (or section) that no code reads."""
-    for key, _ in _leaves(config):
+    for key, _ in leaves(config):
         section, _, name = key.rpartition(".")
         if section not in KNOWN_KEYS:
             raise ConfigError(f"{key}: no code reads the section {section!r}; known sections: "
@@ -97,10 +115,11 @@ def check_known_keys(config):
                               f"remove it. Known {section or 'top-level'} keys: {sorted(KNOWN_KEYS[section])}")
 
 
-def _leaves(node, prefix=""):
+def leaves(node, prefix=""):
+    """(dotted key, value) of every leaf of a config, depth first."""
     for k, v in node.items():
         if hasattr(v, "items"):
-            yield from _leaves(v, f"{prefix}{k}.")
+            yield from leaves(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}", v
 
@@ -108,7 +127,7 @@ def _leaves(node, prefix=""):
 def validate(config, mode="train"):
     """Raise ConfigError for the first invalid value. Checks keys, types, ranges, names and files."""
     check_known_keys(config)
-    for key, value in _leaves(config):
+    for key, value in leaves(config):
         values = value if isinstance(value, (tuple, list)) else [value]
         for v in values:
             if isinstance(v, float) and math.isnan(v):

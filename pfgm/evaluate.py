@@ -6,14 +6,13 @@ samples.png, ckpt_{step}/likelihood_{split}.npz (per-point bits/dim or NLL), ckp
 interpolation_{step}.png and rescale_{step}.png (eval.enable_interpolate / enable_rescale), and
 report_{step}.json with everything measured. Checkpoints are only read.
 """
-import json
 import math
 import os
 
 import numpy as np
 import torch
 
-from pfgm import checkpoint, config_checks, datasets, methods, run_utils, sampling, seeds, visualize
+from pfgm import checkpoint, config_checks, datasets, files, methods, run_utils, sampling, seeds, visualize
 from pfgm.evaluation import likelihood, prior_paths, sample_metrics
 from pfgm.images import to_uint8
 
@@ -227,8 +226,7 @@ def evaluate(config, workdir, eval_folder="eval"):
         prior_pictures(config, method, model, dataset, device, out, step, log)
         if e.enable_sampling:
             report.update(sample_report(config, method, model, dataset, device, folder, step, log, fid_metrics))
-        with open(os.path.join(out, f"report_{step}.json"), "w") as f:
-            json.dump(report, f, indent=2)
+        files.write_json(os.path.join(out, f"report_{step}.json"), report)
         reports.append(report)
     return reports
 

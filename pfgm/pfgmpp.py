@@ -68,6 +68,15 @@ def sample_prior(n, shape, aug_dim, sigma_max, generator=None, device=None, dtyp
     return perturbation((n, *shape), sigma, aug_dim, generator, dtype=dtype)
 
 
+def _log_normalizer(data_dim, sigma, aug_dim):
+    """The kernel's log-normalization at sigma (float or tensor): log C(N, D) + D log r, or
+    -N/2 log(2 pi sigma^2) for D = inf."""
+    if math.isinf(aug_dim):
+        return -0.5 * data_dim * torch.log(2 * math.pi * torch.as_tensor(sigma, dtype=torch.float64) ** 2)
+    log_c = math.lgamma((data_dim + aug_dim) / 2) - math.lgamma(aug_dim / 2) - data_dim / 2 * math.log(math.pi)
+    return log_c + aug_dim / 2 * torch.log(torch.as_tensor(sigma, dtype=torch.float64) ** 2 * aug_dim)
+
+
 def log_kernel(x, y, sigma, aug_dim):
     """log p_r(x | y) for x (B, ...) and y shaped like x or broadcasting (B,) -> (B,), normalized in x:
     log C(N, D) + D log r - (N+D)/2 log(|x - y|^2 + r^2), or the Gaussian log-density for D = inf."""
@@ -75,10 +84,8 @@ def log_kernel(x, y, sigma, aug_dim):
     data_dim = x[0].numel()
     sigma = torch.as_tensor(sigma, dtype=torch.float64, device=x.device)
     if math.isinf(aug_dim):
-        return -0.5 * data_dim * torch.log(2 * math.pi * sigma**2) - d2 / (2 * sigma**2)
-    log_c = math.lgamma((data_dim + aug_dim) / 2) - math.lgamma(aug_dim / 2) - data_dim / 2 * math.log(math.pi)
-    r2 = sigma**2 * aug_dim
-    return log_c + aug_dim / 2 * torch.log(r2) - (data_dim + aug_dim) / 2 * torch.log(d2 + r2)
+        return _log_normalizer(data_dim, sigma, aug_dim) - d2 / (2 * sigma**2)
+    return _log_normalizer(data_dim, sigma, aug_dim) - (data_dim + aug_dim) / 2 * torch.log(d2 + sigma**2 * aug_dim)
 
 
 def prior_logp(x, sigma_max, aug_dim):
@@ -109,13 +116,7 @@ def posterior_mean(x, charges, sigma, aug_dim):
 def mixture_logp(x, charges, sigma, aug_dim):
     """(B,) log-density at x of the charges' kernels at sigma, averaged: log (1/L) sum_i p_r(x | y_i)."""
     lw = _log_weights(x, charges, sigma, aug_dim)
-    data_dim = x[0].numel()
-    sigma = float(sigma)
-    if math.isinf(aug_dim):
-        log_norm = -0.5 * data_dim * math.log(2 * math.pi * sigma**2)
-    else:
-        log_norm = (math.lgamma((data_dim + aug_dim) / 2) - math.lgamma(aug_dim / 2)
-                    - data_dim / 2 * math.log(math.pi) + aug_dim / 2 * math.log(sigma**2 * aug_dim))
+    log_norm = _log_normalizer(x[0].numel(), float(sigma), aug_dim).to(lw.device)
     return log_norm + torch.logsumexp(lw, dim=1) - math.log(len(charges))
 
 

@@ -3,6 +3,7 @@
 `pytest -m "not e2e"` keeps the fast unit tests)."""
 import os
 
+from pfgm.config_checks import leaves
 from pfgm.run_utils import load_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,16 +29,8 @@ def tiny_config(name="poisson/toy2d", n_iters=2, *, batch_size=32, small_batch_s
     return config
 
 
-def _leaves(node, prefix=""):
-    for key, value in node.items():
-        if hasattr(value, "items"):
-            yield from _leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
 def override_flags(config, name):
     """The --config.KEY=VALUE flags that turn configs/<name>.py into `config` (for command-line runs of
     the same settings as an in-process test)."""
-    shipped = dict(_leaves(load_config_file(os.path.join(ROOT, "configs", f"{name}.py"))))
-    return [f"--config.{key}={value}" for key, value in _leaves(config) if shipped.get(key) != value]
+    shipped = dict(leaves(load_config_file(os.path.join(ROOT, "configs", f"{name}.py"))))
+    return [f"--config.{key}={value}" for key, value in leaves(config) if shipped.get(key) != value]

@@ -21,7 +21,7 @@ import math
 import torch
 
 from pfgm import pfgmpp, sampling
-from pfgm.config_checks import ConfigError, number
+from pfgm.config_checks import ConfigError, number, ordered, trained_points
 from pfgm.methods.base import Method, ProbabilityFlow
 from pfgm.sampling import per_sample
 
@@ -54,15 +54,9 @@ class PFGMPP(Method):
         number(config, "model.sigma_data", low=0, strict_low=True)
         if not 0 <= number(config, "training.beta_clip", low=0) < 0.5:
             raise ConfigError(f"training.beta_clip: must be in [0, 0.5), got {config.training.beta_clip!r}")
-        small = number(config, "training.small_batch_size", low=1, integer=True)
-        if small > config.training.batch_size:
-            raise ConfigError(f"training.small_batch_size: {small} exceeds training.batch_size "
-                              f"{config.training.batch_size}")
+        trained_points(config)
         s = config.sampling
-        lo = number(config, "sampling.sigma_min", low=0, strict_low=True)
-        hi = number(config, "sampling.sigma_max", low=0, strict_low=True)
-        if lo >= hi:
-            raise ConfigError(f"sampling.sigma_min: must be below sampling.sigma_max ({hi}), got {lo}")
+        ordered(config, "sampling.sigma_min", "sampling.sigma_max")
         number(config, "sampling.rho", low=0, strict_low=True)
         if s.method != "ode":
             raise ConfigError(f"sampling.method: PFGM++ samples by its ODE only ('ode'), got {s.method!r}")

@@ -4,7 +4,7 @@ import math
 import torch
 
 from pfgm import poisson, sampling
-from pfgm.config_checks import ConfigError, number
+from pfgm.config_checks import number, ordered, trained_points
 from pfgm.methods.base import Method, ProbabilityFlow
 
 
@@ -49,18 +49,12 @@ class Poisson(Method):
     def check_config(cls, config):
         """Raise ConfigError / ValueError (naming the key) for settings this method cannot run."""
         super().check_config(config)
-        small = number(config, "training.small_batch_size", low=1, integer=True)
-        if small > config.training.batch_size:
-            raise ConfigError(f"training.small_batch_size: {small} exceeds training.batch_size "
-                              f"{config.training.batch_size}; the trained points must be part of the charge batch")
+        trained_points(config)
         number(config, "training.M", low=0, strict_low=True)
         number(config, "training.tau", low=0, strict_low=True)
         number(config, "training.gamma", low=0)
         number(config, "model.sigma_end", low=0, strict_low=True)
-        z_min = number(config, "sampling.z_min", low=0, strict_low=True)
-        z_max = number(config, "sampling.z_max", low=0, strict_low=True)
-        if z_min >= z_max:
-            raise ConfigError(f"sampling.z_min: must be below sampling.z_max ({z_max}), got {z_min}")
+        ordered(config, "sampling.z_min", "sampling.z_max")
         number(config, "sampling.upper_norm", low=0, strict_low=True, allow_inf=True)
         check_sampler(dict(config.sampling))
 
