@@ -1,7 +1,12 @@
 """What the test files share: the repository root, shipped configs shrunk to train in seconds, and the
 `e2e` marker (end-to-end runs of training, evaluation, the command lines and the experiment driver;
-`pytest -m "not e2e"` keeps the fast unit tests)."""
+`pytest -m "not e2e"` keeps the fast unit tests, and a test without the marker that trains, evaluates or
+starts the command line or the experiment driver fails saying so)."""
+import contextlib
 import os
+import subprocess
+
+import pytest
 
 from pfgm.config_checks import leaves
 from pfgm.run_utils import load_config_file
@@ -34,3 +39,53 @@ def override_flags(config, name):
     the same settings as an in-process test)."""
     shipped = dict(leaves(load_config_file(os.path.join(ROOT, "configs", f"{name}.py"))))
     return [f"--config.{key}={value}" for key, value in leaves(config) if shipped.get(key) != value]
+
+
+# ------------------------------------------------------------------------------------------------------
+# The e2e marker, enforced: outside it (test and fixture set-up alike) training, the eval loop and
+# subprocesses of pfgm.main / tools/reproduce.py raise, so `pytest -m "not e2e"` provably trains nothing.
+
+_END_TO_END_SCRIPTS = ("pfgm.main", "tools/reproduce.py", "reproduce.py")
+
+
+def _refuse(what):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{what} in a test not marked e2e: add @pytest.mark.e2e (see tests/conftest.py)")
+    return refuse
+
+
+class _GuardedPopen(subprocess.Popen):
+    def __init__(self, args, *rest, **kwargs):
+        words = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+        if any(str(w).endswith(_END_TO_END_SCRIPTS) or str(w) == "pfgm" for w in words):
+            _refuse(f"running {' '.join(map(str, words))}")()
+        super().__init__(args, *rest, **kwargs)
+
+
+@contextlib.contextmanager
+def _no_end_to_end_runs():
+    from pfgm import evaluate, train
+    mp = pytest.MonkeyPatch()
+    mp.setattr(train.Trainer, "__init__", _refuse("training (train.Trainer)"))
+    mp.setattr(evaluate, "evaluate", _refuse("the eval loop (evaluate.evaluate)"))
+    mp.setattr(subprocess, "Popen", _GuardedPopen)
+    try:
+        yield
+    finally:
+        mp.undo()
+
+
+def _guarded(item):
+    return contextlib.nullcontext() if item.get_closest_marker("e2e") else _no_end_to_end_runs()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with _guarded(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    with _guarded(item):
+        yield

@@ -18,6 +18,7 @@ def _csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.e2e  # runs the experiment driver
 def test_gpu_table_without_checkpoints_lists_training_commands(tmp_path):
     out = runner.run_table("cifar10", str(tmp_path), scale="gpu", log=lambda m: None)
     md, files, results = out["cifar10"]
@@ -34,11 +35,13 @@ def test_gpu_table_without_checkpoints_lists_training_commands(tmp_path):
     assert (tmp_path / "cifar10_gpu.tex").read_text().count(r"\\") >= len(rows) + 1
 
 
+@pytest.mark.e2e  # runs the experiment driver
 def test_weak_gpu_table_has_training_overrides(tmp_path):
     md, _, _ = runner.run_table("weak", str(tmp_path), scale="gpu", log=lambda m: None)["weak"]
     assert "--config.model.resblock_type=ddpm" in md and "not transcribed" in md
 
 
+@pytest.mark.e2e  # runs the experiment driver
 def test_cli_gpu_table_and_bad_table(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.run([sys.executable, "tools/reproduce.py", "celeba64", "--workdir", str(tmp_path)],
@@ -51,6 +54,7 @@ def test_cli_gpu_table_and_bad_table(tmp_path):
     assert p.returncode == 2 and "gpu-scale table only" in p.stderr
 
 
+@pytest.mark.e2e  # runs the experiment driver
 def test_toy_table_trains_evaluates_and_resumes(tmp_path):
     logs = []
     kw = dict(scale="cpu", toy_n_iters=20, num_samples=64, rk45_tol=1e-2, log=logs.append,
@@ -81,6 +85,7 @@ def test_toy_table_trains_evaluates_and_resumes(tmp_path):
     assert [r["metrics"] for r in results2] == [r["metrics"] for r in results]
 
 
+@pytest.mark.e2e  # runs the experiment driver
 def test_digits_table_with_stand_in_metric(tmp_path):
     calls = []
 
@@ -112,6 +117,7 @@ def test_unknown_table(tmp_path):
         runner.run_table("nope", str(tmp_path), scale="cpu")
 
 
+@pytest.mark.e2e  # runs the experiment driver
 def test_digits_table_with_bits_per_dim(tmp_path):
     logs = []
     kw = dict(scale="cpu", n_iters=2, num_samples=8, rk45_tol=1e-1, log=logs.append, bpd=True, bpd_num_samples=6,
@@ -130,6 +136,7 @@ def test_digits_table_with_bits_per_dim(tmp_path):
     assert [r["bpd"] for r in again] == [r["bpd"] for r in results]
 
 
+@pytest.mark.e2e  # runs the experiment driver
 def test_gpu_table_paper_bpd_column(tmp_path):
     runner.run_table("cifar10", str(tmp_path), scale="gpu", bpd=True, log=lambda m: None)
     table = {r["row_id"]: r for r in _csv(tmp_path / "cifar10_gpu.csv")}
