@@ -294,6 +294,7 @@ def set_ncsnpp(model, **overrides):
     model.embedding_type = "positional"
     model.fourier_scale = 16
     model.conv_size = 3
+    model.label_dim = 0               # classes embedded beside the noise level (0: unconditional, original layout)
     for key, value in overrides.items():
         if key not in model:
             raise KeyError(f"set_ncsnpp: unknown model key {key!r}")

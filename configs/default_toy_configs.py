@@ -31,6 +31,7 @@ def get_default_configs():
     model.num_layers = 4
     model.embed_dim = 64
     model.scale_input = True
+    model.label_dim = 0               # classes embedded beside the noise level (0: unconditional)
     model.ema_rate = 0.999
 
     set_optim(config, lr=2e-3, warmup=200)

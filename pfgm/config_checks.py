@@ -88,7 +88,8 @@ KNOWN_KEYS = {
               "progressive_input", "resamp_with_conv", "resblock_type", "skip_rescale",
               # the toy MLP
               "embed_dim", "num_layers", "scale_input",
-              "sigma_data"},                                                   # PFGM++
+              "sigma_data",                                                    # PFGM++
+              "label_dim"},                                                    # class labels (every network)
     "optim": {"beta1", "eps", "grad_clip", "lr", "optimizer", "warmup", "weight_decay"},
     "sampling": {"method", "ode_solver", "N", "rtol", "atol", "max_nfe",
                  "z_max", "z_min", "upper_norm", "z_exp",                      # PFGM

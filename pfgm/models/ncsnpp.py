@@ -14,6 +14,7 @@ from torch import nn
 
 from pfgm.models import register_model
 from pfgm.models import layers
+from pfgm.models.conditioning import LabelEmbedding, class_labels_for, no_augment_labels
 
 _SDES = ("poisson", "vesde", "vpsde", "subvpsde", "pfgmpp")
 
@@ -26,8 +27,11 @@ def _cfg(section, key, default):
 class NCSNpp(nn.Module):
     """NCSN++ / DDPM++ network.
 
-    Call as ``model(x, cond)`` with x of shape (B, C, H, W) (C = data.num_channels, H = W =
-    data.image_size) and cond of shape (B,) (a scalar or a (B, 1) tensor is broadcast / flattened).
+    Call as ``model(x, cond, class_labels=None)`` with x of shape (B, C, H, W) (C = data.num_channels,
+    H = W = data.image_size) and cond of shape (B,) (a scalar or a (B, 1) tensor is broadcast / flattened).
+    With ``model.label_dim`` > 0, class_labels (B, label_dim) one-hot (zeros: the null label) are embedded by
+    ``map_label`` and added to the noise embedding, as EDM's SongUNet does; with 0 there is no such module
+    and the state_dict is the original's (pfgm.models.conditioning).
 
     What `cond` is depends on ``config.training.sde``:
 
@@ -118,12 +122,21 @@ class NCSNpp(nn.Module):
             raise ValueError("model.progressive='output_skip' is not supported with training.sde='poisson': "
                              "that head has no extra channel for v_z")
 
+        self.label_dim = label_dim = int(_cfg(m, "label_dim", 0))
+        if label_dim < 0:
+            raise ValueError(f"model.label_dim: must be >= 0, got {label_dim}")
+        if label_dim and not conditional:
+            raise ValueError("model.label_dim: class labels enter through the noise embedding, which "
+                             "model.conditional = False leaves out")
+
         modules = []
         if embedding_type == "fourier":
             modules.append(layers.GaussianFourierProjection(embedding_size=nf, scale=float(m.fourier_scale)))
             embed_dim = 2 * nf
         else:
             embed_dim = nf
+        # Kept out of all_modules so that label_dim = 0 leaves the original layout untouched.
+        self.map_label = LabelEmbedding(label_dim, embed_dim) if label_dim else None
         if conditional:
             modules.append(layers.dense(embed_dim, nf * 4))
             modules.append(layers.dense(nf * 4, nf * 4))
@@ -227,7 +240,9 @@ class NCSNpp(nn.Module):
     def _combine_residual(self, a, b):
         return (a + b) / math.sqrt(2.0) if self.skip_rescale else a + b
 
-    def forward(self, x, cond):
+    def forward(self, x, cond, class_labels=None, augment_labels=None):
+        no_augment_labels(augment_labels, "NCSNpp")
+        class_labels = class_labels_for(class_labels, self.label_dim, x)
         batch = x.shape[0]
         cond = torch.as_tensor(cond, device=x.device)
         if not torch.is_floating_point(cond):
@@ -248,6 +263,8 @@ class NCSNpp(nn.Module):
         else:
             used_sigmas = None
             temb = layers.get_positional_embedding(label, self.nf).to(x.dtype)
+        if self.map_label is not None:
+            temb = temb + self.map_label(class_labels).to(temb.dtype)
         if self.conditional:
             temb = nxt()(temb)
             temb = nxt()(self.act(temb))
