@@ -196,14 +196,25 @@ def init_distributed(device_name):
     return dist.get_rank(), dist.get_world_size(), device
 
 
+def config_root(path):
+    """The folder holding the `configs` package that config file `path` belongs to (the configs import
+    `configs.default_*`, and the package is not installed): found from the file itself, so any path to
+    a checkout's config works from any folder; else the checkout pfgm was installed from."""
+    for parent in Path(path).resolve().parents:
+        if parent.name == "configs" and (parent / "__init__.py").is_file():
+            return parent.parent
+    return REPO_ROOT
+
+
 def load_config_file(path):
-    """`get_config()` of an ml_collections-style config file (the repository root is made importable, as
-    the configs import `configs.default_*`). Errors name the file."""
+    """`get_config()` of an ml_collections-style config file, e.g.
+    `load_config_file("configs/poisson/toy2d.py")` (any path to it; see `config_root`). Errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
+    root = str(config_root(path))
+    if root not in sys.path:
+        sys.path.insert(0, root)
     spec = importlib.util.spec_from_file_location(f"_pfgm_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     try:

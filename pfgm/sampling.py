@@ -178,7 +178,7 @@ def _guarded(drift, max_nfe=None, bar=None, span=None):
         d = drift(x, t)
         finite = torch.isfinite(d.reshape(len(d), -1)).all(1)
         if not finite.all():
-            raise NonFiniteError(f"the drift (the network's field or score) is not finite at t = {t:.6g} "
+            raise NonFiniteError(f"the drift (the field or score it is built from) is not finite at t = {t:.6g} "
                                  f"for {int((~finite).sum())} of {len(d)} samples")
         return d
 
@@ -194,7 +194,8 @@ def pfgm_drift(field_fn, *, z_exp=None, gamma=None, vz_floor=1e-5):
       vz_floor: v_z is capped at -vz_floor. The field of charges below the point always has v_z < 0;
         a network that predicts otherwise would send the trajectory back up or to infinity.
     Returns:
-      drift(x, z), shaped like x.
+      drift(x, z), shaped like x. Its attribute `pointing_away` is (count, z) of the samples whose v_z
+      was capped at the last call with any (None if never): `backward_ode` names them when a solve fails.
     """
     substitute = z_exp is not None and gamma is not None and gamma > 0
 
@@ -203,9 +204,13 @@ def pfgm_drift(field_fn, *, z_exp=None, gamma=None, vz_floor=1e-5):
         v_x, v_z = field_fn(x, z)
         if substitute and z_val < z_exp:
             v_z = poisson.substitute_vz(v_x, z, gamma, v_x[0].numel())
+        away = int((v_z > -vz_floor).sum())
+        if away:
+            drift.pointing_away = (away, len(v_z), z_val)
         v_z = v_z.clamp(max=-vz_floor)
         return (v_x / per_sample(v_z, x)).to(x.dtype)
 
+    drift.pointing_away = None
     return drift
 
 
@@ -220,7 +225,9 @@ def backward_ode(field_fn, x, *, z_max, z_min, solver="rk45", steps=100, rtol=1e
     step at the end: the state at z_min is the sample.
 
     Args:
-      field_fn: (x, z) -> (v_x, v_z), see `pfgm_drift`.
+      field_fn: (x, z) -> (v_x like x, v_z of shape (B,)): the normalized field, pointing towards the
+        data (v_z < 0 above the plane), as `poisson.field_target` or a trained network gives it; a v_z
+        >= 0 is capped at -1e-5 (see `pfgm_drift`) and, when the solve then fails, named in its error.
       x: (B, ...) float32 or float64 starting points on the z_max plane.
       solver: 'euler' (NFE steps), 'heun' (NFE 2 steps - 1) or 'rk45' (adaptive; rtol, atol).
       z_exp, gamma: optional z-substitution below z_exp (App. B.2.3).
@@ -232,5 +239,16 @@ def backward_ode(field_fn, x, *, z_max, z_min, solver="rk45", steps=100, rtol=1e
     if not 0 < z_min < z_max:
         raise ValueError(f"need 0 < z_min < z_max, got z_min={z_min}, z_max={z_max}")
     drift = pfgm_drift(field_fn, z_exp=z_exp, gamma=gamma)
-    return odeint(drift, x, z_max, z_min, solver=solver, steps=steps, rtol=rtol, atol=atol, spacing="log",
-                  last_step_euler=True, max_nfe=max_nfe, callback=callback)
+    try:
+        return odeint(drift, x, z_max, z_min, solver=solver, steps=steps, rtol=rtol, atol=atol, spacing="log",
+                      last_step_euler=True, max_nfe=max_nfe, callback=callback)
+    except (NonFiniteError, TooManySteps) as e:
+        if drift.pointing_away is None:
+            raise
+        away, n, z = drift.pointing_away
+        # A field of the wrong sign (e.g. the physical E, which points away from the charges) has its
+        # v_z capped at -1e-5: dx/dz is then huge and carries the samples off to infinity.
+        raise type(e)(f"{e}; field_fn gave v_z >= 0 (pointing away from the data) for {away} of {n} samples "
+                      f"at z = {z:.6g}: the backward ODE follows the field towards the data, v_z < 0 above the "
+                      f"plane (the sign of poisson.field_target, minus the physical E of "
+                      f"poisson.empirical_field); check field_fn's sign, or the network's training") from e

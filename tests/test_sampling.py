@@ -210,3 +210,18 @@ def test_max_nfe_bounds_an_adaptive_solve():
                         atol=1e-8, max_nfe=500)
     _, nfe = sampling.odeint(linear_drift, torch.ones(2, 2), 0.0, 1.0, solver="rk45", max_nfe=500)
     assert nfe <= 500
+
+
+def test_a_field_pointing_away_from_the_data_is_named_in_the_error():
+    data = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-1.0, 2.0]])
+
+    def physical_e(x, z):  # the charges' E points away from them: v_z > 0, the wrong sign for the ODE
+        e = poisson.empirical_field(torch.cat([x, z[:, None]], dim=1), data)
+        return e[:, :-1], e[:, -1]
+
+    x = poisson.sample_prior(20, 2, 10.0, 30.0, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(sampling.NonFiniteError, match=r"v_z >= 0 \(pointing away from the data\) for 20 of 20"):
+        sampling.backward_ode(physical_e, x, z_max=10.0, z_min=1e-3, solver="heun", steps=20)
+    towards, _ = sampling.backward_ode(lambda x, z: tuple(-v for v in physical_e(x, z)), x, z_max=10.0, z_min=1e-3,
+                                       solver="heun", steps=20)
+    assert torch.cdist(towards, data).min(1).values.max() < 0.05
