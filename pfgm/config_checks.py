@@ -89,7 +89,10 @@ KNOWN_KEYS = {
               # the toy MLP
               "embed_dim", "num_layers", "scale_input",
               "sigma_data",                                                    # PFGM++
-              "label_dim"},                                                    # class labels (every network)
+              "label_dim",                                                     # class labels (every network)
+              # EDM's SongUNet
+              "model_channels", "channel_mult", "channel_mult_emb", "num_blocks", "label_dropout",
+              "channel_mult_noise", "encoder_type", "decoder_type", "resample_filter", "augment_dim"},
     "optim": {"beta1", "eps", "grad_clip", "lr", "optimizer", "warmup", "weight_decay"},
     "sampling": {"method", "ode_solver", "N", "rtol", "atol", "max_nfe",
                  "z_max", "z_min", "upper_norm", "z_exp",                      # PFGM

@@ -1,6 +1,7 @@
 """Networks. `build(config)` builds the one named by `config.model.name`.
 
-Convention: a network is called as `model(x, cond)`. For PFGM (`config.training.sde == 'poisson'`)
+Convention: a network is called as `model(x, cond, class_labels=None, augment_labels=None)` (labels:
+pfgm.models.conditioning). For PFGM (`config.training.sde == 'poisson'`)
 cond is z of shape (B,) and the network returns `(v_x shaped like x, v_z of shape (B,))`; for the
 score SDEs cond is the time/noise level of shape (B,) and it returns a tensor shaped like x.
 """
@@ -8,7 +9,7 @@ import importlib
 
 _MODELS = {}
 # Modules that register networks; imported lazily so a missing optional one cannot break the rest.
-_MODULES = ("pfgm.models.mlp", "pfgm.models.ncsnpp")
+_MODULES = ("pfgm.models.mlp", "pfgm.models.ncsnpp", "pfgm.models.songunet")
 
 
 def register_model(name):
