@@ -14,7 +14,7 @@ Fixes and clean-ups relative to the official defaults:
     model.sigma_end, data.root, and the eval keys of set_likelihood and set_eval_outputs.
   - sampling.vs (a verbosity flag) is dropped.
 """
-from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_eval, set_image_data, set_loop, set_optim,
+from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_ema, set_eval, set_image_data, set_loop, set_optim,
                                    set_pfgm, set_sampler, set_sde_scales)
 # set_ncsnpp lived here once: config files written then import it from this module.
 from configs.default_common import set_ncsnpp  # noqa: F401
@@ -36,7 +36,7 @@ def get_default_configs():
     model = config.model
     model.dropout = 0.1
     model.embedding_type = "fourier"
-    model.ema_rate = 0.9999
+    set_ema(model, rate=0.9999)
 
     set_optim(config, lr=2e-4, warmup=5000)
 

@@ -8,6 +8,7 @@
   set_image_data the image data sets' data keys
   set_sde_scales the VE / VP / sub-VP SDEs' model keys (sigma_*, beta_*, num_scales)
   set_optim      the optimizer's keys
+  set_ema        the EMA's keys (fixed rate, or EDM's half-life and ramp-up)
   set_pfgm       PFGM's hyperparameters (M, tau, gamma, z_max, z_min, upper_norm, z_exp, sigma_end)
   pfgm_run       what every PFGM training config sets over its data set's defaults (sde, batch sizes, sampler)
   sde_run        the same for the score-SDE baselines (VE, VP, sub-VP)
@@ -137,12 +138,27 @@ def set_sde_scales(config, *, sigma_max, sigma_min=0.01, num_scales=1000, beta_m
                 beta_min=beta_min, beta_max=beta_max)
 
 
-def set_optim(config, *, lr, warmup, optimizer="Adam", beta1=0.9, eps=1e-8, weight_decay=0.0, grad_clip=1.0):
+def set_optim(config, *, lr, warmup, optimizer="Adam", beta1=0.9, eps=1e-8, weight_decay=0.0, grad_clip=1.0,
+              lr_rampup_kimg=0.0, nonfinite_grads="skip"):
     """The optimizer's keys (config.optim; pfgm/train.py): Adam (the only one supported) with betas
     (beta1, 0.999), eps and weight_decay; the learning rate lr, reached by a linear warmup over `warmup`
-    steps (0: none); gradients clipped to norm grad_clip (0: no clipping)."""
+    steps (0: none) or, as EDM, over lr_rampup_kimg thousand training images (lr * min(images seen /
+    (lr_rampup_kimg * 1000), 1); 0: none; not both); gradients clipped to norm grad_clip (0: no clipping).
+    nonfinite_grads: what a step whose loss is finite but whose gradients are not does: 'skip' (the
+    update is skipped and counted toward training.max_nonfinite_steps) or 'nan_to_num' (EDM's: NaN -> 0,
+    +-inf -> +-1e5, and the update is made). A non-finite loss is skipped either way."""
     return _set(config, "optim", optimizer=optimizer, lr=lr, beta1=beta1, eps=eps, weight_decay=weight_decay,
-                warmup=warmup, grad_clip=grad_clip)
+                warmup=warmup, grad_clip=grad_clip, lr_rampup_kimg=lr_rampup_kimg, nonfinite_grads=nonfinite_grads)
+
+
+def set_ema(model, *, rate, halflife_kimg=0.0, rampup_ratio=0.0):
+    """The EMA keys (config.model; pfgm/models/ema.py): score_sde's fixed rate (decay min(rate, (1 + n) /
+    (10 + n)) after n updates), or, with halflife_kimg > 0, EDM's half-life in thousands of training
+    images, ramped up as min(halflife, images seen * rampup_ratio) (0: no ramp-up)."""
+    model.ema_rate = rate
+    model.ema_halflife_kimg = halflife_kimg
+    model.ema_rampup_ratio = rampup_ratio
+    return model
 
 
 def set_pfgm(config, *, M, z_max, upper_norm, z_exp, tau=0.03, gamma=5.0, z_min=1e-3, sigma_end=0.01):

@@ -6,7 +6,7 @@ ve/digits_ncsnpp), get_pfgmpp_config(aug_dim) (pfgmpp/digits_ddpmpp).
 The same UNet (set_small_unet) and the same number of images trained on per step (64) are used by
 poisson/digits_ddpmpp, vp/digits_ddpmpp and ve/digits_ncsnpp, for a fair comparison.
 """
-from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_eval, set_image_data, set_loop, set_ncsnpp,
+from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_ema, set_eval, set_image_data, set_loop, set_ncsnpp,
                                    set_optim, set_pfgm, set_sampler, set_sde_scales)
 
 # Images trained on per step by every digits config (PFGM's B; the whole batch of the baselines).
@@ -34,7 +34,7 @@ def get_default_configs():
 
     set_sde_scales(config, sigma_max=5.0)
     model = config.model
-    model.ema_rate = 0.999              # 0.9999 averages over more steps than a run has
+    set_ema(model, rate=0.999)          # 0.9999 averages over more steps than a run has
     set_small_unet(model)               # with dropout 0 and the positional time embedding
 
     set_optim(config, lr=5e-4, warmup=200)

@@ -4,7 +4,7 @@ get_pfgmpp_config(aug_dim) (pfgmpp/toy2d).
 """
 import ml_collections
 
-from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_eval, set_loop, set_optim, set_pfgm,
+from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_ema, set_eval, set_loop, set_optim, set_pfgm,
                                    set_sampler, set_sde_scales)
 
 
@@ -32,7 +32,7 @@ def get_default_configs():
     model.embed_dim = 64
     model.scale_input = True
     model.label_dim = 0               # classes embedded beside the noise level (0: unconditional)
-    model.ema_rate = 0.999
+    set_ema(model, rate=0.999)
 
     set_optim(config, lr=2e-3, warmup=200)
 

@@ -80,7 +80,7 @@ KNOWN_KEYS = {
              "inception_weights", "save_images", "enable_interpolate", "enable_rescale", "enable_bpd",
              "bpd_atol", "bpd_batch_size", "bpd_dataset", "bpd_estimator", "bpd_num_repeats", "bpd_num_samples",
              "bpd_rtol", "bpd_solver", "bpd_steps"},
-    "model": {"name", "ema_rate", "nf", "dropout", "sigma_end", "sigma_min", "sigma_max", "beta_min", "beta_max",
+    "model": {"name", "ema_rate", "ema_halflife_kimg", "ema_rampup_ratio", "nf", "dropout", "sigma_end", "sigma_min", "sigma_max", "beta_min", "beta_max",
               "num_scales", "scale_by_sigma", "embedding_type", "fourier_scale", "conditional",
               # NCSN++ / DDPM++
               "attention_type", "attn_resolutions", "ch_mult", "conv_size", "fir", "fir_kernel", "init_scale",
@@ -93,7 +93,8 @@ KNOWN_KEYS = {
               # EDM's SongUNet
               "model_channels", "channel_mult", "channel_mult_emb", "num_blocks", "label_dropout",
               "channel_mult_noise", "encoder_type", "decoder_type", "resample_filter", "augment_dim"},
-    "optim": {"beta1", "eps", "grad_clip", "lr", "optimizer", "warmup", "weight_decay"},
+    "optim": {"beta1", "eps", "grad_clip", "lr", "optimizer", "warmup", "weight_decay", "lr_rampup_kimg",
+              "nonfinite_grads"},
     "sampling": {"method", "ode_solver", "N", "rtol", "atol", "max_nfe",
                  "z_max", "z_min", "upper_norm", "z_exp",                      # PFGM
                  "eps", "noise_removal", "predictor", "corrector", "snr", "n_steps_each",
@@ -154,6 +155,10 @@ def validate(config, mode="train"):
         number(config, f"training.{key}", low=1, integer=True)
     number(config, "optim.lr", low=0, strict_low=True)
     number(config, "optim.warmup", low=0, integer=True)
+    if number(config, "optim.lr_rampup_kimg", low=0) > 0 and get(config, "optim.warmup") > 0:
+        raise ConfigError("optim.lr_rampup_kimg: a ramp over images and optim.warmup (steps) are both set; "
+                          "set one of them to 0")
+    choice(config, "optim.nonfinite_grads", {"skip", "nan_to_num"})
     number(config, "optim.grad_clip", low=0)
     beta1 = number(config, "optim.beta1", low=0)
     if beta1 >= 1:
@@ -161,6 +166,8 @@ def validate(config, mode="train"):
     number(config, "optim.eps", low=0)
     number(config, "optim.weight_decay", low=0)
     number(config, "model.ema_rate", low=0, high=1)
+    number(config, "model.ema_halflife_kimg", low=0)
+    number(config, "model.ema_rampup_ratio", low=0)
     number(config, "eval.batch_size", low=1, integer=True)
     number(config, "eval.num_samples", low=1, integer=True)
     number(config, "sampling.N", low=1, integer=True)

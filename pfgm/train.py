@@ -32,9 +32,31 @@ def build_optimizer(config, params):
 
 
 def learning_rate(config, step):
-    """Linear warmup over optim.warmup steps, then constant. `step` counts updates done before this one."""
+    """Linear warmup over optim.warmup steps, or EDM's ramp over optim.lr_rampup_kimg thousand images
+    (lr * images seen / ramp, so the first update has lr 0), then constant. `step` counts updates done
+    before this one."""
     o = config.optim
+    if o.lr_rampup_kimg > 0:
+        return o.lr * min(step * _n_trained(config) / (o.lr_rampup_kimg * 1000.0), 1.0)
     return o.lr * min((step + 1) / o.warmup, 1.0) if o.warmup > 0 else o.lr
+
+
+def build_ema(config, model):
+    """The EMA of config.model's ema_* keys (pfgm.models.ema); EDM's rule counts _n_trained images per step."""
+    m = config.model
+    return ExponentialMovingAverage(model, m.ema_rate, m.ema_halflife_kimg, m.ema_rampup_ratio, _n_trained(config))
+
+
+@torch.no_grad()
+def repair_gradients(params):
+    """EDM's nan_to_num of the gradients (NaN -> 0, +-inf -> +-1e5), in place. Returns whether any
+    entry was not finite."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads or bool(torch.stack(torch._foreach_norm(grads)).isfinite().all()):
+        return False
+    for g in grads:
+        torch.nan_to_num(g, nan=0.0, posinf=1e5, neginf=-1e5, out=g)
+    return True
 
 
 def draw_shard(dataset, config, step, rank, world):
@@ -78,7 +100,7 @@ class Trainer:
         self.inverse_scaler = datasets.inverse_scaler(config)
         self.method = methods.get_method(config)
         self.model = models.build(config, self.device)
-        self.ema = ExponentialMovingAverage(self.model, config.model.ema_rate)
+        self.ema = build_ema(config, self.model)
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.step = 0
         self.nonfinite_in_row = self.nonfinite_total = 0
@@ -115,8 +137,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         lr = learning_rate(self.config, self.step)
+        cur_nimg = self.step * _n_trained(self.config)
         clip = self.config.optim.grad_clip
-        # the norm is taken after DDP's all-reduce, so every rank makes the same decision
+        # after DDP's all-reduce the gradients are the same on every rank, so is every decision below
+        if torch.isfinite(loss) and self.config.optim.nonfinite_grads == "nan_to_num" \
+                and repair_gradients(self.model.parameters()):
+            self.log.warning("step %d: non-finite gradients replaced (nan_to_num)", self.step + 1)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else float("inf"))
         self.step += 1
         if not (torch.isfinite(norm) and torch.isfinite(loss)):
@@ -128,7 +154,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.step()
-        self.ema.update(self.model)
+        self.ema.update(self.model, cur_nimg)
         return loss.item(), lr
 
     # -- what a step may be followed by -----------------------------------------------------

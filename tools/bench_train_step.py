@@ -27,7 +27,6 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 from pfgm import methods, models, poisson, run_utils, seeds, train  # noqa: E402
-from pfgm.models.ema import ExponentialMovingAverage  # noqa: E402
 
 
 def _mib(n_bytes):
@@ -103,7 +102,7 @@ def main(argv=None):
     # -- the network and full training steps, as pfgm.train.Trainer.train_step
     torch.manual_seed(args.seed)
     model = models.build(config, device)
-    ema = ExponentialMovingAverage(model, config.model.ema_rate)
+    ema = train.build_ema(config, model)
     optimizer = train.build_optimizer(config, model.parameters())
     n_params = sum(q.numel() for q in model.parameters())
     print(f"network       {n_params / 1e6:.2f}M parameters; peak RSS so far {peak_rss_mib():.0f} MiB")
@@ -128,7 +127,7 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group["lr"] = train.learning_rate(config, step)
         optimizer.step()
-        ema.update(model)
+        ema.update(model, step * train._n_trained(config))
         sync(device)
         t3 = time.perf_counter()
         times.append(t3 - t0)

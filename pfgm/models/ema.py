@@ -1,21 +1,47 @@
-"""Exponential moving average of the trainable parameters, in the original checkpoint layout."""
+"""Exponential moving average of the trainable parameters, in the original checkpoint layout.
+
+Two rules for the per-update decay, chosen by the config:
+- score_sde's (model.ema_halflife_kimg = 0): d = min(model.ema_rate, (1 + n) / (10 + n)), n = updates so far;
+- EDM's (model.ema_halflife_kimg > 0, the PFGM++ recipe): a half-life counted in training images,
+  ramped up with the images seen, `edm_beta` below.
+Either way one fused update (`torch._foreach_*`) moves every shadow tensor, not a Python loop over them.
+"""
 import contextlib
 
 import torch
 
 
+def edm_beta(cur_nimg, batch_size, halflife_nimg, rampup_ratio=0.0):
+    """EDM's decay for the update after `cur_nimg` training images (Karras et al. 2022, training_loop.py):
+    the half-life is min(halflife_nimg, cur_nimg * rampup_ratio) images (rampup_ratio 0: no ramp-up) and
+    beta = 0.5 ** (batch_size / half-life), so the first update (cur_nimg = 0) copies the weights."""
+    if rampup_ratio:
+        halflife_nimg = min(halflife_nimg, cur_nimg * rampup_ratio)
+    return 0.5 ** (batch_size / max(halflife_nimg, 1e-8))
+
+
 class ExponentialMovingAverage:
-    """Shadow copy s <- s - (1 - d)(s - p) with d = min(decay, (1 + n) / (10 + n)), n = updates so far.
+    """Shadow copy s <- s - (1 - d)(s - p), d the decay of the chosen rule (module docstring).
 
     The state dict is `{decay, num_updates, shadow_params}` with shadow_params an unnamed list in the
     order of `model.parameters()` restricted to trainable ones, exactly as the original code stores it,
     so published checkpoints load. `names` keeps the parameter names alongside to check that order.
+    halflife_kimg > 0 selects EDM's rule: then `update` needs the images seen before the step and
+    `batch_size`, the images per step.
     """
 
-    def __init__(self, model, decay):
+    def __init__(self, model, decay, halflife_kimg=0.0, rampup_ratio=0.0, batch_size=None):
         if not 0.0 <= decay <= 1.0:
             raise ValueError(f"model.ema_rate must be in [0, 1], got {decay}")
+        if halflife_kimg < 0 or rampup_ratio < 0:
+            raise ValueError("model.ema_halflife_kimg and model.ema_rampup_ratio must be >= 0, got "
+                             f"{halflife_kimg} and {rampup_ratio}")
+        if halflife_kimg > 0 and not (batch_size and batch_size > 0):
+            raise ValueError("EDM's EMA (model.ema_halflife_kimg > 0) needs the images per step")
         self.decay = decay
+        self.halflife_nimg = halflife_kimg * 1000.0
+        self.rampup_ratio = rampup_ratio
+        self.batch_size = batch_size
         self.num_updates = 0
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.names = [n for n, _ in named]
@@ -31,12 +57,27 @@ class ExponentialMovingAverage:
     def _trainable(self, model):
         return [p for p in model.parameters() if p.requires_grad]
 
+    def current_decay(self, cur_nimg=None):
+        """The decay the next update uses (num_updates already counts it under score_sde's rule)."""
+        if self.halflife_nimg > 0:
+            if cur_nimg is None:
+                raise ValueError("EDM's EMA rule needs cur_nimg, the training images seen before this step")
+            return edm_beta(cur_nimg, self.batch_size, self.halflife_nimg, self.rampup_ratio)
+        return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+
     @torch.no_grad()
-    def update(self, model):
+    def update(self, model, cur_nimg=None):
+        """One EMA step toward the model's weights; cur_nimg: images trained on before this step."""
         self.num_updates += 1
-        decay = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
-        for s, p in zip(self.shadow_params, self._trainable(model)):
-            s.sub_((1.0 - decay) * (s - p))
+        decay = self.current_decay(cur_nimg)
+        params = [p.detach() for p in self._trainable(model)]
+        if self.halflife_nimg > 0:
+            torch._foreach_lerp_(self.shadow_params, params, 1.0 - decay)
+            return
+        # s - (1 - d)(s - p) in this order, as the per-tensor loop computed it: bit for bit the same
+        diff = torch._foreach_sub(self.shadow_params, params)
+        torch._foreach_mul_(diff, 1.0 - decay)
+        torch._foreach_sub_(self.shadow_params, diff)
 
     @torch.no_grad()
     def copy_to(self, model):
