@@ -80,7 +80,8 @@ KNOWN_KEYS = {
              "inception_weights", "save_images", "enable_interpolate", "enable_rescale", "enable_bpd",
              "bpd_atol", "bpd_batch_size", "bpd_dataset", "bpd_estimator", "bpd_num_repeats", "bpd_num_samples",
              "bpd_rtol", "bpd_solver", "bpd_steps"},
-    "model": {"name", "ema_rate", "ema_halflife_kimg", "ema_rampup_ratio", "nf", "dropout", "sigma_end", "sigma_min", "sigma_max", "beta_min", "beta_max",
+    "model": {"name", "ema_rate", "ema_halflife_kimg", "ema_rampup_ratio", "nf", "dropout", "sigma_end",
+              "sigma_min", "sigma_max", "beta_min", "beta_max",
               "num_scales", "scale_by_sigma", "embedding_type", "fourier_scale", "conditional",
               # NCSN++ / DDPM++
               "attention_type", "attn_resolutions", "ch_mult", "conv_size", "fir", "fir_kernel", "init_scale",
