@@ -49,7 +49,7 @@ def new_config(*, seed):
 
 def set_loop(config, *, batch_size, small_batch_size, n_iters, log_freq, eval_freq, snapshot_freq,
              snapshot_freq_for_preemption, reduce_mean, snapshot_num_samples=64, snapshot_sampling=True,
-             max_nonfinite_steps=20, continuous=True, likelihood_weighting=False, sde="poisson"):
+             max_nonfinite_steps=20, continuous=True, likelihood_weighting=False, sde="poisson", augment_p=0.0):
     """The training loop's keys (config.training; pfgm/train.py):
 
       sde                 the method trained ('poisson' for PFGM; pfgm_run / sde_run set it per run)
@@ -66,12 +66,14 @@ def set_loop(config, *, batch_size, small_batch_size, n_iters, log_freq, eval_fr
       reduce_mean         the per-sample loss: mean over coordinates (True) or half their sum (False)
       continuous          continuous-time training (the only kind implemented)
       likelihood_weighting  the score-SDE baselines' g(t)^2 weighting of the DSM loss (None leaves the key out)
+      augment_p           EDM's augmentation pipe at probability p (pfgm/datasets/augment.py; 0: off); its 9
+                          labels condition the network, which needs model.augment_dim = 9 (SongUNet)
     """
     _set(config, "training", sde=sde, batch_size=batch_size, small_batch_size=small_batch_size, n_iters=n_iters,
          log_freq=log_freq, eval_freq=eval_freq, snapshot_freq=snapshot_freq,
          snapshot_freq_for_preemption=snapshot_freq_for_preemption, snapshot_sampling=snapshot_sampling,
          snapshot_num_samples=snapshot_num_samples, max_nonfinite_steps=max_nonfinite_steps,
-         continuous=continuous, reduce_mean=reduce_mean)
+         continuous=continuous, reduce_mean=reduce_mean, augment_p=augment_p)
     if likelihood_weighting is not None:
         _set(config, "training", likelihood_weighting=likelihood_weighting)
     return config

@@ -4,6 +4,7 @@ import numbers
 import os
 
 from pfgm import datasets, methods, models, sampling
+from pfgm.datasets import augment
 from pfgm.evaluation import likelihood
 
 
@@ -103,7 +104,7 @@ KNOWN_KEYS = {
                  "sigma_min", "sigma_max", "rho"},                             # PFGM++
     "training": {"sde", "batch_size", "small_batch_size", "n_iters", "log_freq", "eval_freq", "snapshot_freq",
                  "snapshot_freq_for_preemption", "snapshot_sampling", "snapshot_num_samples",
-                 "max_nonfinite_steps", "reduce_mean", "continuous", "likelihood_weighting",
+                 "max_nonfinite_steps", "reduce_mean", "continuous", "likelihood_weighting", "augment_p",
                  "M", "tau", "gamma", "restrict_M",                            # PFGM
                  "aug_dim", "P_mean", "P_std", "stf", "beta_clip"},                         # PFGM++
 }
@@ -194,6 +195,12 @@ def validate(config, mode="train"):
 
     number(config, "sampling.max_nfe", low=0, integer=True, optional=True)
     number(config, "training.max_nonfinite_steps", low=1, integer=True, optional=True)
+    if number(config, "training.augment_p", low=0, high=1, optional=True):
+        augment_dim = config.model.get("augment_dim", 0)
+        if augment_dim != augment.NUM_LABELS:
+            raise ConfigError(f"training.augment_p: the augmentation's {augment.NUM_LABELS} labels must condition "
+                              f"the network (model.augment_dim = {augment.NUM_LABELS}, model.name 'songunet'), "
+                              f"got model.augment_dim {augment_dim}")
     try:  # the method's own keys
         methods.get_method_class(sde).check_config(config)
     except ConfigError:

@@ -10,6 +10,7 @@ import numpy as np
 TRAIN_DATA = 0        # the step's data batch (per rank)
 TRAIN_NOISE = 1       # the method's perturbation noise
 TRAIN_TORCH = 2       # the global torch generator (dropout), per rank
+TRAIN_AUGMENT = 3     # the augmentation pipe's draws (the global batch, the same on every rank)
 
 # config.seed + offset
 SAMPLES = 0           # eval samples (and the experiment driver's)

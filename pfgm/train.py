@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from pfgm import checkpoint, config_checks, datasets, methods, models, run_utils, seeds, visualize
+from pfgm.datasets import augment
 from pfgm.models.ema import ExponentialMovingAverage
 
 
@@ -133,7 +134,12 @@ class Trainer:
         noise.manual_seed(seeds.step_seed(self.config.seed, self.step, seeds.TRAIN_NOISE))
         net = self.ddp if self.ddp is not None else self.model
         shard = (self.rank, self.world) if self.world > 1 else None
-        loss = self.method.loss(net, batch, generator=noise, shard=shard)
+        extra = {}
+        if self.config.training.augment_p > 0:  # EDM's pipe; its labels condition the network (never at sampling)
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(seeds.step_seed(self.config.seed, self.step, seeds.TRAIN_AUGMENT))
+            batch, extra["augment_labels"] = augment.augment(batch, self.config.training.augment_p, gen)
+        loss = self.method.loss(net, batch, generator=noise, shard=shard, **extra)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         lr = learning_rate(self.config, self.step)

@@ -67,19 +67,21 @@ class PFGMPP(Method):
             raise ConfigError(f"sampling.ode_solver: {e}") from None
 
     # ---- the network as EDM's denoiser ----------------------------------------------------------
-    def denoiser(self, model):
-        """D(x, sigma) = c_skip x + c_out F(c_in x, sigma) (the network embeds log(sigma) / 4), in x's dtype."""
+    def denoiser(self, model, augment_labels=None):
+        """D(x, sigma) = c_skip x + c_out F(c_in x, sigma) (the network embeds log(sigma) / 4), in x's dtype;
+        augment_labels (training only) tell the network how x's clean image was augmented."""
         dtype = next(model.parameters()).dtype
+        extra = {} if augment_labels is None else dict(augment_labels=augment_labels)
 
         def denoise(x, sigma):
             c_skip, c_out, c_in, _ = (per_sample(c, x) for c in pfgmpp.preconditioning(sigma, self.sigma_data))
-            out = model((c_in * x).to(dtype), sigma.to(dtype)).to(x.dtype)
+            out = model((c_in * x).to(dtype), sigma.to(dtype), **extra).to(x.dtype)
             return c_skip * x + c_out * out
 
         return denoise
 
     # ---- Method -----------------------------------------------------------------------------------
-    def loss(self, model, batch, generator=None, shard=None):
+    def loss(self, model, batch, generator=None, shard=None, augment_labels=None):
         t = self.config.training
         y = batch[: t.small_batch_size]
         opts = dict(generator=generator, device=y.device)
@@ -92,7 +94,8 @@ class PFGMPP(Method):
                 target = pfgmpp.posterior_mean(x, batch, sigma, self.D)
         else:
             target = y
-        sq = (self.denoiser(model)(x, sigma) - target).flatten(1) ** 2
+        aug = None if augment_labels is None else augment_labels[: t.small_batch_size][mine]
+        sq = (self.denoiser(model, aug)(x, sigma) - target).flatten(1) ** 2
         per_point = sq.mean(1) if t.reduce_mean else sq.sum(1)
         return (pfgmpp.loss_weight(sigma, self.sigma_data) * per_point).mean()
 
