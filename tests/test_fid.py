@@ -389,9 +389,14 @@ def test_source_errors_name_the_path(tmp_path, image_folder):
     np.savez(tmp_path / "bad_shape.npz", samples=np.zeros((4, 8, 8), dtype=np.uint8))
     with pytest.raises(ValueError, match="bad_shape.npz"):
         sources.source_statistics(tmp_path / "bad_shape.npz", stand_in, **kw)
-    np.savez(tmp_path / "range.npz", samples=np.full((4, 8, 8, 3), 1.5))
-    with pytest.raises(ValueError, match=r"range.npz.*\[0, 1\]"):
-        sources.source_statistics(tmp_path / "range.npz", stand_in, **kw)
+    np.savez(tmp_path / "range.npz", samples=np.full((4, 8, 8, 3), 200.0))  # generated floats are clipped
+    with pytest.warns(UserWarning, match=r"range.npz \[samples\]: 768 of 768 values .* clipped .*save them as uint8"):
+        clipped = sources.source_statistics(tmp_path / "range.npz", stand_in, **kw)
+    np.savez(tmp_path / "white.npz", samples=np.full((4, 8, 8, 3), 255, dtype=np.uint8))
+    assert np.array_equal(clipped[0], sources.source_statistics(tmp_path / "white.npz", stand_in, **kw)[0])
+    np.savez(tmp_path / "nan.npz", samples=np.full((4, 8, 8, 3), np.nan))
+    with pytest.raises(ValueError, match=r"nan.npz \[samples\]: 768 of 768 values are not finite"):
+        sources.source_statistics(tmp_path / "nan.npz", stand_in, **kw)
     np.savez(tmp_path / "one.npz", samples=np.zeros((1, 8, 8, 3), dtype=np.uint8))
     with pytest.raises(ValueError, match="at least 2 samples"):
         sources.source_statistics(tmp_path / "one.npz", stand_in, **kw)

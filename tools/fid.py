@@ -5,7 +5,8 @@
     python tools/fid.py fid A B [--weights PATH] [--batch_size 50] [--num_samples N] [--is]
                                 [--split train|test] [--data_root PATH]
 
-DATA, A and B are image folders, samples .npz files (uint8 NHWC, or floats in [0, 1]), statistics .npz
+DATA, A and B are image folders, samples .npz files (uint8 NHWC, or floats in [0, 1]: the samples.npz of
+`--mode eval` as it is; values outside [0, 1] are clipped with a note, as the eval's FID does), statistics .npz
 files (mu/sigma, or score_sde's pool_3) or config files (.py) whose image data set is read directly: its
 --split (train, the FID convention, or test), with data.root replaced by --data_root when given, e.g.
 
@@ -19,6 +20,7 @@ split of TF-GAN/score_sde) of every source that has samples. The FID Inception w
 """
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -80,6 +82,10 @@ def _evaluate(path, model, args):
     return mu, sigma, len(feats), model
 
 
+def _note(message, *args, **kwargs):
+    print(f"fid.py: note: {message}", file=sys.stderr)
+
+
 def main(argv=None, model=None):
     """Run the CLI. `model` injects a feature extractor in place of the Inception network (for tests)."""
     args = _parser().parse_args(argv)
@@ -104,4 +110,5 @@ def main(argv=None, model=None):
 
 
 if __name__ == "__main__":
+    warnings.showwarning = _note  # notes (clipped samples, a singular covariance) as one line each
     sys.exit(main())

@@ -5,7 +5,8 @@ A source is one of
 - a folder of images (`pfgm.images.IMAGE_EXTENSIONS`, in `pfgm.images.list_images` order: recursive,
   hidden files skipped), converted to RGB;
 - a samples `.npz`/`.npy`: key `samples` (else the first array), shaped (N,H,W,C) or (N,C,H,W) with
-  C in {1, 3}, uint8 in [0, 255] or floats in [0, 1] (rounded to uint8);
+  C in {1, 3}, uint8 in [0, 255] or floats meant for [0, 1] (generated images, e.g. the `samples.npz`
+  that `--mode eval` writes: clipped to [0, 1] with a note, as the eval's own FID does, then rounded);
 - a statistics `.npz` with `mu` and `sigma` (the pytorch-fid/EDM layout), or with raw activations under
   `pool_3` (score_sde/PFGM files, optionally with `logits`);
 - a config file (`.py` with `get_config()`, e.g. configs/poisson/cifar10_ddpmpp.py) whose `data.dataset` is an
@@ -27,7 +28,7 @@ from pfgm.evaluation import fid
 from pfgm.images import IMAGE_EXTENSIONS, list_images, to_rgb_uint8
 
 __all__ = [
-    "SPLITS", "source_kind", "iter_image_folder", "load_samples", "load_statistics", "save_statistics",
+    "SPLITS", "source_kind", "iter_image_folder", "clip_generated", "load_samples", "load_statistics", "save_statistics",
     "config_images", "LazyInception", "source_activations", "source_statistics", "fid_from_sources",
 ]
 
@@ -116,13 +117,37 @@ def source_kind(path):
     return "samples"
 
 
+def clip_generated(images, name="samples"):
+    """Generated float images clipped to [0, 1], as every FID protocol (and the eval's own FID) does
+    before rounding to uint8: a sampler overshoots the data's range a little. A warning says how many
+    values were outside; a NaN or infinity is refused (ValueError naming `name`)."""
+    x = np.asarray(images)
+    bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+    if bad:
+        raise ValueError(f"{name}: {bad} of {x.size} values are not finite (NaN or infinity); such samples "
+                         "have no image to score")
+    outside = int(np.count_nonzero((x < 0) | (x > 1)))
+    if outside:
+        lo, hi = float(x.min()), float(x.max())
+        hint = (" (if these are [-1, 1] images, map them with (x + 1) / 2 first)" if lo < -0.5 and hi <= 1 else
+                " (if these are [0, 255] images, save them as uint8)" if lo >= 0 and hi > 2 else "")
+        warnings.warn(f"{name}: {outside} of {x.size} values ({100 * outside / x.size:.2g}%) lie outside [0, 1] "
+                      f"(range [{lo:.4g}, {hi:.4g}]): clipped to [0, 1] before uint8, as the eval's own FID "
+                      f"does{hint}", stacklevel=2)
+    return np.clip(x, 0.0, 1.0)
+
+
 def load_samples(path):
-    """Images of a samples .npz/.npy (key `samples`, else the first array) as uint8 NHWC RGB."""
+    """Images of a samples .npz/.npy (key `samples`, else the first array) as uint8 NHWC RGB; float
+    images are clipped to [0, 1] first (`clip_generated`)."""
     data = _open_npz(path)
     if not data:
         raise ValueError(f"{path}: the .npz holds no arrays")
     key = "samples" if "samples" in data else next(iter(data))
-    return to_rgb_uint8(data[key], name=f"{path} [{key}]")
+    images = data[key]
+    if np.issubdtype(images.dtype, np.floating):
+        images = clip_generated(images, name=f"{path} [{key}]")
+    return to_rgb_uint8(images, name=f"{path} [{key}]")
 
 
 def load_statistics(path):
