@@ -104,7 +104,8 @@ def set_sampler(config, *, N, pc_keys=True, method="ode", ode_solver="rk45", rto
 
 
 def set_eval(config, *, batch_size, num_samples, enable_sampling, enable_loss, bpd_batch_size,
-             begin_ckpt=-1, end_ckpt=-1, bpd_num_samples=0, bpd_num_repeats=5, bpd_estimator="rademacher"):
+             begin_ckpt=-1, end_ckpt=-1, bpd_num_samples=0, bpd_num_repeats=5, bpd_estimator="rademacher",
+             first_seed=-1):
     """The evaluation's keys (config.eval; pfgm/evaluate.py):
 
       begin_ckpt, end_ckpt  the checkpoints evaluated, in units of training.snapshot_freq (-1: the newest only)
@@ -112,11 +113,13 @@ def set_eval(config, *, batch_size, num_samples, enable_sampling, enable_loss, b
       num_samples         samples drawn per checkpoint (and the toy densities' held-out points)
       enable_sampling     draw samples (and their metrics)
       enable_loss         the loss over the held-out split
+      first_seed          -1: the samples come from one random stream (config.seed); >= 0: sample i from its
+                          own seed first_seed + i (EDM's generate.py --seeds), the same whatever eval.batch_size
     and the keys of set_likelihood (bpd_*: its batch_size, num_samples, num_repeats, estimator) and
     set_eval_outputs.
     """
     _set(config, "eval", begin_ckpt=begin_ckpt, end_ckpt=end_ckpt, batch_size=batch_size,
-         enable_sampling=enable_sampling, num_samples=num_samples, enable_loss=enable_loss)
+         enable_sampling=enable_sampling, num_samples=num_samples, enable_loss=enable_loss, first_seed=first_seed)
     set_likelihood(config.eval, batch_size=bpd_batch_size, num_samples=bpd_num_samples,
                    num_repeats=bpd_num_repeats, estimator=bpd_estimator)
     set_eval_outputs(config.eval)
@@ -283,6 +286,12 @@ def pfgmpp_run(config, *, aug_dim, batch_size, sigma_max=80.0, sigma_min=0.002, 
     sampling.rho = 7.0
     sampling.rtol = 1e-4
     sampling.atol = 1e-4
+    # EDM's stochastic sampler (its generate.py): S_churn 0 is the deterministic Heun above; S_churn > 0
+    # adds noise at the levels in [S_min, S_max], scaled by S_noise (EDM's defaults for the other three)
+    sampling.S_churn = 0.0
+    sampling.S_min = 0.0
+    sampling.S_max = float("inf")
+    sampling.S_noise = 1.0
     return config
 
 

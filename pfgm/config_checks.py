@@ -80,7 +80,7 @@ KNOWN_KEYS = {
     "eval": {"batch_size", "begin_ckpt", "end_ckpt", "enable_loss", "enable_sampling", "num_samples", "fid_stats",
              "inception_weights", "save_images", "enable_interpolate", "enable_rescale", "enable_bpd",
              "bpd_atol", "bpd_batch_size", "bpd_dataset", "bpd_estimator", "bpd_num_repeats", "bpd_num_samples",
-             "bpd_rtol", "bpd_solver", "bpd_steps"},
+             "bpd_rtol", "bpd_solver", "bpd_steps", "first_seed"},
     "model": {"name", "ema_rate", "ema_halflife_kimg", "ema_rampup_ratio", "nf", "dropout", "sigma_end",
               "sigma_min", "sigma_max", "beta_min", "beta_max",
               "num_scales", "scale_by_sigma", "embedding_type", "fourier_scale", "conditional",
@@ -101,7 +101,7 @@ KNOWN_KEYS = {
                  "z_max", "z_min", "upper_norm", "z_exp",                      # PFGM
                  "eps", "noise_removal", "predictor", "corrector", "snr", "n_steps_each",
                  "probability_flow",
-                 "sigma_min", "sigma_max", "rho"},                             # PFGM++
+                 "sigma_min", "sigma_max", "rho", "S_churn", "S_min", "S_max", "S_noise"},  # PFGM++
     "training": {"sde", "batch_size", "small_batch_size", "n_iters", "log_freq", "eval_freq", "snapshot_freq",
                  "snapshot_freq_for_preemption", "snapshot_sampling", "snapshot_num_samples",
                  "max_nonfinite_steps", "reduce_mean", "continuous", "likelihood_weighting", "augment_p",
@@ -172,6 +172,7 @@ def validate(config, mode="train"):
     number(config, "model.ema_rampup_ratio", low=0)
     number(config, "eval.batch_size", low=1, integer=True)
     number(config, "eval.num_samples", low=1, integer=True)
+    number(config, "eval.first_seed", low=-1, integer=True)
     number(config, "sampling.N", low=1, integer=True)
     number(config, "seed", low=0, integer=True)
     if get(config, "sampling.method") == "ode":

@@ -237,9 +237,10 @@ def sample_report(config, method, model, dataset, device, folder, step, log, fid
     e = config.eval
     inverse = datasets.inverse_scaler(config)
     gen = torch.Generator(device=device).manual_seed(seeds.offset(config.seed, seeds.SAMPLES))
+    per_image = seeds.image_seeds(e.first_seed, e.num_samples) if e.first_seed >= 0 else None
     with run_utils.progress(total=e.num_samples, desc=f"sample ckpt {step}", unit="sample") as bar:
         samples, nfes = method.sample_in_batches(
-            model, e.num_samples, dataset.shape, e.batch_size, generator=gen, device=device,
+            model, e.num_samples, dataset.shape, e.batch_size, generator=gen, seeds=per_image, device=device,
             convert=lambda x: inverse(x).float().cpu().numpy(), on_batch=lambda done, nfe: bar.update(done - bar.n))
     np.savez(os.path.join(folder, "samples.npz"), samples=samples, nfe=np.array(nfes))
     if e.save_images and samples.ndim == 4:

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.special
 import torch
 
+from pfgm import seeds
 from pfgm.sampling import per_sample
 
 
@@ -37,7 +38,7 @@ def sample_radius(sigma, data_dim, aug_dim, generator=None, beta_clip=None):
     B ~ Beta(N/2, D/2), drawn by inverting its CDF with the generator's uniforms (float64, sigma's device).
     beta_clip: B is clipped to [clip, 1 - clip], as the original does in training. D = inf: sigma chi_N."""
     device = sigma.device
-    u = torch.rand(sigma.shape, generator=generator, dtype=torch.float64, device=device).cpu().numpy()
+    u = seeds.rand(sigma.shape, generator=generator, dtype=torch.float64, device=device).cpu().numpy()
     if math.isinf(aug_dim):
         chi2 = 2.0 * scipy.special.gammaincinv(data_dim / 2.0, u)
         return sigma.double() * torch.as_tensor(np.sqrt(chi2), device=device)
@@ -56,7 +57,7 @@ def perturbation(shape, sigma, aug_dim, generator=None, beta_clip=None, dtype=to
     n = shape[0]
     data_dim = math.prod(shape[1:])
     radius = sample_radius(sigma, data_dim, aug_dim, generator, beta_clip)
-    direction = torch.randn((n, data_dim), generator=generator, dtype=torch.float64, device=sigma.device)
+    direction = seeds.randn((n, data_dim), generator=generator, dtype=torch.float64, device=sigma.device)
     direction = direction / direction.norm(dim=1, keepdim=True)
     return (direction * radius.unsqueeze(1)).to(dtype).reshape(shape)
 
@@ -136,6 +137,14 @@ def edm_sigmas(steps, sigma_min, sigma_max, rho=7.0):
         raise ValueError(f"the EDM schedule needs at least 2 steps, got {steps}")
     a, b = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
     return [(a + i / (steps - 1) * (b - a)) ** rho for i in range(steps)] + [0.0]
+
+
+def churned_sigma(sigma, steps, S_churn, S_min=0.0, S_max=math.inf):
+    """EDM's raised level before a step of its stochastic sampler (Algorithm 2, lines 5-6):
+    sigma_hat = sigma (1 + gamma), gamma = min(S_churn / steps, sqrt(2) - 1) for S_min <= sigma <= S_max,
+    else 0; `steps` is the number of levels of the schedule."""
+    gamma = min(S_churn / steps, math.sqrt(2) - 1) if S_min <= sigma <= S_max else 0.0
+    return sigma + gamma * sigma
 
 
 def preconditioning(sigma, sigma_data=0.5):

@@ -12,6 +12,8 @@ import numpy as np
 import scipy.special
 import torch
 
+from pfgm import seeds
+
 __all__ = [
     "empirical_field",
     "field_target",
@@ -167,13 +169,13 @@ def sample_prior(n, data_dim, z_max, upper_norm, generator=None, device=None, dt
     """
     if device is None:
         device = generator.device if generator is not None else torch.device("cpu")
-    u = torch.rand(n, generator=generator, dtype=torch.float64, device=device).cpu().numpy()
+    u = seeds.rand((n,), generator=generator, dtype=torch.float64, device=device).cpu().numpy()
     # 1 - B ~ Beta(1/2, N/2) where B ~ Beta(N/2, 1/2); inverting the complement avoids 1 - B round-off.
     q = scipy.special.betaincinv(0.5, data_dim / 2.0, u)
     q = np.clip(q, np.finfo(np.float64).tiny, 1.0)
     radius = np.minimum(z_max * np.sqrt((1.0 - q) / q), upper_norm)
     radius = torch.as_tensor(radius, dtype=dtype, device=device)
-    direction = torch.randn(n, data_dim, generator=generator, dtype=dtype, device=device)
+    direction = seeds.randn((n, data_dim), generator=generator, dtype=dtype, device=device)
     direction = direction / direction.norm(dim=1, keepdim=True)
     return direction * radius.unsqueeze(1)
 

@@ -5,6 +5,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
+from pfgm.seeds import StackedGenerator
+
 
 class ProbabilityFlow(NamedTuple):
     """A method's deterministic map between data and prior, for likelihoods.
@@ -57,16 +59,25 @@ class Method(abc.ABC):
         `overrides` replace `config.sampling` entries for this call (e.g. ode_solver='euler', N=20).
         """
 
-    def sample_in_batches(self, model, n, shape, batch_size=None, *, generator=None, device=None,
+    def sample_in_batches(self, model, n, shape, batch_size=None, *, generator=None, seeds=None, device=None,
                           convert=None, on_batch=None, **overrides):
         """n samples drawn `batch_size` at a time (default all at once), the generator running on from
-        batch to batch. convert(x) maps each batch as it comes (default: float32 numpy on the CPU);
+        batch to batch; or, given `seeds` (n of them), image i drawn from its own generator seeded with
+        seeds[i] (pfgm.seeds.StackedGenerator): the same seeds then give the same images whatever the
+        batch size. convert(x) maps each batch as it comes (default: float32 numpy on the CPU);
         on_batch(done, nfe) reports progress. Returns (the converted batches concatenated, [nfe per batch])."""
         convert = convert or (lambda x: x.float().cpu().numpy())
+        if seeds is not None:
+            seeds = [int(s) for s in seeds]
+            if len(seeds) != n:
+                raise ValueError(f"{len(seeds)} image seeds for {n} samples")
+            device = device or next(model.parameters()).device
         batch_size = batch_size or n
         parts, nfes, done = [], [], 0
         while done < n:
             k = min(batch_size, n - done)
+            if seeds is not None:
+                generator = StackedGenerator(seeds[done:done + k], device)
             with torch.no_grad():
                 x, nfe = self.sample(model, k, shape, generator=generator, device=device, **overrides)
             parts.append(convert(x))

@@ -3,7 +3,7 @@ heavy-tailed prior along dx/dsigma = (x - D(x, sigma)) / sigma (pfgm.pfgmpp hold
 
 Config keys: training.{aug_dim (D: an integer >= 1, or inf for the diffusion limit), P_mean, P_std, stf,
 beta_clip, small_batch_size, reduce_mean}, model.sigma_data, sampling.{method ('ode'), ode_solver, N, sigma_min,
-sigma_max, rho, rtol, atol, max_nfe}.
+sigma_max, rho, rtol, atol, max_nfe, S_churn, S_min, S_max, S_noise}.
 
 - Training, as the original (github.com/Newbeeer/pfgmpp, built on NVIDIA's EDM): ln sigma ~ N(P_mean,
   P_std^2), r = sigma sqrt(D), x = y + R u with R = r sqrt(B / (1 - B)), B ~ Beta(N/2, D/2) clipped to
@@ -14,13 +14,14 @@ sigma_max, rho, rtol, atol, max_nfe}.
   first small_batch_size points of the batch are the ones trained.
 - Sampling: `heun` on EDM's rho-schedule with the last step (to sigma = 0) plain Euler is EDM's sampler
   (N = 18: 35 NFE); `euler` steps the same schedule; `rk45` integrates in log sigma from sigma_max to
-  sigma_min, then takes EDM's last Euler step to 0 (one more NFE: x <- D(x, sigma_min)).
+  sigma_min, then takes EDM's last Euler step to 0 (one more NFE: x <- D(x, sigma_min)). sampling.S_churn
+  > 0 is EDM's stochastic sampler on the same schedule (`churned_solve`; S_min, S_max, S_noise as EDM's).
 """
 import math
 
 import torch
 
-from pfgm import pfgmpp, sampling
+from pfgm import pfgmpp, sampling, seeds
 from pfgm.config_checks import ConfigError, number, ordered, trained_points
 from pfgm.methods.base import Method, ProbabilityFlow
 from pfgm.sampling import per_sample
@@ -35,7 +36,8 @@ def aug_dim(config):
 class PFGMPP(Method):
     name = "pfgmpp"
     time_name = "sigma"
-    sampling_keys = ("method", "ode_solver", "N", "sigma_min", "sigma_max", "rho", "rtol", "atol", "max_nfe")
+    sampling_keys = ("method", "ode_solver", "N", "sigma_min", "sigma_max", "rho", "rtol", "atol", "max_nfe",
+                     "S_churn", "S_min", "S_max", "S_noise")
 
     def __init__(self, config):
         super().__init__(config)
@@ -65,6 +67,11 @@ class PFGMPP(Method):
                 raise ConfigError(f"sampling.N: the EDM schedule needs at least 2 steps, got {s.N}")
         except ValueError as e:
             raise ConfigError(f"sampling.ode_solver: {e}") from None
+        for key in ("S_churn", "S_min", "S_max", "S_noise"):
+            number(config, f"sampling.{key}", low=0, allow_inf=key == "S_max")
+        if s.S_churn > 0 and sampling.solver_name(s.ode_solver) == "rk45":
+            raise ConfigError("sampling.S_churn: EDM's stochastic sampler steps the EDM schedule ('heun' or "
+                              "'euler'), not 'rk45'")
 
     # ---- the network as EDM's denoiser ----------------------------------------------------------
     def denoiser(self, model, augment_labels=None):
@@ -107,9 +114,9 @@ class PFGMPP(Method):
         device = device or next(model.parameters()).device
         if x is None:
             x = pfgmpp.sample_prior(n, shape, self.D, s["sigma_max"], generator, device)
-        return self.solve(self.denoiser(model), x, s)
+        return self.solve(self.denoiser(model), x, s, generator=generator)
 
-    def solve(self, denoiser, x, s, callback=None):
+    def solve(self, denoiser, x, s, callback=None, generator=None):
         """The backward ODE from sigma_max to 0 with the settings `s` (see the module docstring)."""
         drift = pfgmpp.ode_drift(denoiser)
         with torch.no_grad():
@@ -119,12 +126,35 @@ class PFGMPP(Method):
                 sigma = torch.full((len(x),), s["sigma_min"], dtype=x.dtype, device=x.device)
                 return denoiser(x, sigma), nfe + 1
             ts = pfgmpp.edm_sigmas(s["N"], s["sigma_min"], s["sigma_max"], s["rho"])
+            if s["S_churn"] > 0:
+                return self.churned_solve(drift, x, ts, s, generator, callback)
             return sampling.solve(drift, x, ts, solver=s["ode_solver"], last_step_euler=True,
                                   max_nfe=s["max_nfe"], callback=callback)
 
+    @staticmethod
+    def churned_solve(drift, x, ts, s, generator=None, callback=None):
+        """EDM's stochastic sampler (Karras et al. 2022, Algorithm 2; the original's generate.py): at each
+        level sigma_i the state first gets Gaussian noise of std sqrt(sigma_hat^2 - sigma_i^2) S_noise, with
+        sigma_hat = `pfgmpp.churned_sigma`, then one Heun (or Euler) step from sigma_hat to sigma_{i+1}, the
+        last one Euler. One noise draw per level, as the original (per image with a StackedGenerator)."""
+        steps, nfe = len(ts) - 1, 0
+        if callback:
+            callback(ts[0], x)
+        for i, (t_cur, t_next) in enumerate(zip(ts[:-1], ts[1:])):
+            t_hat = pfgmpp.churned_sigma(t_cur, steps, s["S_churn"], s["S_min"], s["S_max"])
+            noise = seeds.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            x = x + math.sqrt(t_hat ** 2 - t_cur ** 2) * s["S_noise"] * noise
+            left = s["max_nfe"] - nfe if s["max_nfe"] else None
+            x, k = sampling.solve(drift, x, [t_hat, t_next], solver=s["ode_solver"], last_step_euler=i == steps - 1,
+                                  max_nfe=left)
+            nfe += k
+            if callback:
+                callback(t_next, x)
+        return x, nfe
+
     def trajectory(self, model, x, steps=100):
         """Heun on the EDM schedule with `steps` levels (times are sigma, ending at 0)."""
-        s = dict(self.sampling_options({}), ode_solver="heun", N=steps)
+        s = dict(self.sampling_options({}), ode_solver="heun", N=steps, S_churn=0.0)
         times, states, record = self._recorder()
         self.solve(self.denoiser(model), x, s, callback=record)
         return torch.tensor(times, dtype=torch.float64), torch.stack(states)

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from pfgm import sampling
+from pfgm import sampling, seeds
 from pfgm.methods import sde_samplers
 from pfgm.methods.base import Method, ProbabilityFlow
 from pfgm.sampling import per_sample
@@ -91,7 +91,7 @@ class SDE(Method):
         return 1.0
 
     def prior_sample(self, n, shape, device, generator=None, dtype=torch.float32):
-        z = torch.randn((n, *shape), generator=generator, device=device, dtype=dtype)
+        z = seeds.randn((n, *shape), generator=generator, device=device, dtype=dtype)
         return z * self.prior_std()
 
     def prior_logp(self, z):

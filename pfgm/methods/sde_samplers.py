@@ -8,11 +8,12 @@ import math
 
 import torch
 
+from pfgm import seeds
 from pfgm.sampling import per_sample
 
 
 def _noise(x, generator):
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return seeds.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
 def probability_flow_drift(sde, score_fn):
