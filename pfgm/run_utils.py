@@ -65,10 +65,77 @@ def resolve_device(name):
     return torch.device(name)
 
 
-def progress(iterable=None, **kwargs):
+PROGRESS_LOG_EVERY = 30.0  # seconds between progress lines in logs (stderr not a terminal)
+
+
+def progress(iterable=None, log_every=None, **kwargs):
+    """A tqdm bar on a terminal. When stderr is not one (a log file, a batch job) the bar would be off
+    and a long solve silent: then a `LogProgress` logs a line at most every `log_every` seconds
+    (default PROGRESS_LOG_EVERY; 0: none)."""
+    log_every = PROGRESS_LOG_EVERY if log_every is None else log_every
+    if iterable is None and log_every and kwargs.get("disable") is None and not _stderr_is_terminal():
+        return LogProgress(every=log_every, **kwargs)
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("disable", None)  # off when stderr is not a terminal
     return tqdm(iterable, **kwargs)
+
+
+def _stderr_is_terminal():
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def format_duration(seconds):
+    """'1h02m', '3m05s', '42s' ('?' when unknown)."""
+    if not (seconds >= 0 and seconds < float("inf")):
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class LogProgress:
+    """What a progress bar shows, as log lines: `desc: n/total unit (pct), postfix, elapsed, ETA`, at most
+    one every `every` seconds (the first after `every` seconds: quick work logs nothing). The part of
+    tqdm's interface the loops use: update, set_postfix, n, close, a context manager."""
+
+    def __init__(self, total=None, initial=0, desc="", unit="it", every=PROGRESS_LOG_EVERY, **_):
+        self.total, self.n, self.desc, self.unit, self.every = total, initial, desc, unit, every
+        self.start = self.last = time.time()
+        self.start_n, self.postfix = initial, ""
+
+    def update(self, k=1):
+        self.n += k
+        now = time.time()
+        if now - self.last >= self.every:
+            self.last = now
+            logging.getLogger(LOGGER_NAME).info("%s", self.line(now))
+
+    def set_postfix(self, refresh=True, **values):
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+
+    def line(self, now=None):
+        elapsed = (now or time.time()) - self.start
+        done = self.n - self.start_n
+        count = (f"{self.n}%" if self.unit == "%" and self.total == 100 else
+                 f"{self.n}/{self.total} {self.unit}" if self.total else f"{self.n} {self.unit}")
+        parts = [f"{self.desc}: {count}"]
+        if self.postfix:
+            parts.append(self.postfix)
+        parts.append(f"{format_duration(elapsed)} elapsed")
+        if self.total:
+            parts.append(f"ETA {format_duration(elapsed * (self.total - self.n) / done) if done > 0 else '?'}")
+        return ", ".join(parts)
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class LossLog:
@@ -95,15 +162,19 @@ class LossLog:
 
 
 class Rate:
-    """Steps per second since the previous call (or since construction)."""
+    """Steps per second since the previous call (or since construction); `eta(step, last)` the time to
+    step `last` at the rate of the previous call."""
 
     def __init__(self, step):
-        self.start, self.step = time.time(), step
+        self.start, self.step, self.last_rate = time.time(), step, float("nan")
 
     def __call__(self, step):
         rate = (step - self.step) / max(time.time() - self.start, 1e-9)
-        self.start, self.step = time.time(), step
+        self.start, self.step, self.last_rate = time.time(), step, rate
         return rate
+
+    def eta(self, step, last):
+        return format_duration((last - step) / self.last_rate if self.last_rate > 0 else float("nan"))
 
 
 @contextlib.contextmanager

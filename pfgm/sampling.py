@@ -134,7 +134,7 @@ def solve(drift, x, ts, *, solver="heun", rtol=1e-4, atol=1e-4, last_step_euler=
     options = dict(rtol=rtol, atol=atol) if solver == "rk45" else {}
     if solver == "heun":
         options["last_step_euler"] = last_step_euler
-    # a progress display (off when stderr is not a terminal): an undertrained network can need
+    # a progress display (log lines when stderr is not a terminal): an undertrained network can need
     # thousands of evaluations, which should not pass in silence
     with run_utils.progress(total=100, desc=f"ODE ({solver})", unit="%", leave=False) as bar, torch.no_grad():
         f = _guarded(drift, max_nfe, bar, (ts[0], ts[-1], math.log if log_time else float))
@@ -169,8 +169,8 @@ def _guarded(drift, max_nfe=None, bar=None, span=None):
         if bar is not None:
             a, b, warp = span
             done = int(100 * min(1.0, abs(warp(t) - warp(a)) / abs(warp(b) - warp(a))))
-            bar.update(max(0, done - bar.n))
             bar.set_postfix(nfe=calls[0], refresh=False)
+            bar.update(max(0, done - bar.n))
         if max_nfe and calls[0] > max_nfe:
             raise TooManySteps(f"the ODE solve passed {max_nfe} drift evaluations (sampling.max_nfe) at "
                                f"t = {t:.6g}: the network's field is probably far from trained; raise "

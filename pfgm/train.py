@@ -244,7 +244,7 @@ class Trainer:
         with run_utils.LossLog(os.path.join(self.workdir, "loss.csv") if main else None) as loss_log, \
                 run_utils.on_stop_signals(self._request_stop), \
                 run_utils.progress(total=t.n_iters, initial=self.step, desc="train", unit="step",
-                                   disable=not main or None) as bar:
+                                   disable=not main or None, log_every=0) as bar:
             rate = run_utils.Rate(self.step)
             try:
                 while self.step < t.n_iters:
@@ -258,7 +258,8 @@ class Trainer:
                     if main and (step % t.log_freq == 0 or step == t.n_iters):
                         loss_log.write(step, last_loss, lr)
                         bar.set_postfix(loss=f"{last_loss:.4g}")
-                        log.info("step %d  loss %.5g  lr %.2e  (%.1f steps/s)", step, last_loss, lr, rate(step))
+                        log.info("step %d  loss %.5g  lr %.2e  (%.1f steps/s, ETA %s)", step, last_loss, lr,
+                                 rate(step), rate.eta(step, t.n_iters))
                     if main and step % t.eval_freq == 0:
                         log.info("step %d  eval loss (EMA) %.5g", step, self.eval_loss())
                     # The numbered checkpoint first: were the meta one written first and the run killed

@@ -30,6 +30,46 @@ def mmd_rbf(x, y, bandwidths=(0.05, 0.1, 0.2, 0.5, 1.0)):
     return (kxx + kyy - 2 * k(xy).mean()).item()
 
 
+FAR_FACTOR = 2.0
+
+
+def data_radius(reference):
+    """(center, radius) of a point set (n, d): its mean and the largest distance of a point from it."""
+    ref = torch.as_tensor(reference, dtype=torch.float64).reshape(len(reference), -1)
+    center = ref.mean(0)
+    return center, (ref - center).norm(dim=1).max().item()
+
+
+def far_from_data(samples, reference, factor=FAR_FACTOR):
+    """(n,) bool: the samples that end far outside the data, farther from the reference's mean than
+    `factor` times its radius (`data_radius`). A few steps of a sampler can leave the heavy-tailed
+    prior's farthest draws stranded there, and one such point can dominate SW and MMD."""
+    center, radius = data_radius(reference)
+    x = torch.as_tensor(samples, dtype=torch.float64).reshape(len(samples), -1)
+    return (x - center).norm(dim=1) > factor * radius
+
+
+def points_quality(samples, reference, generator=None):
+    """Sliced W and MMD of low-dimensional samples against an equal-size reference, and how many
+    samples are far from the data (`far_from_data`); when some are, both numbers again without them
+    (against as many reference points), as `*_without_far`."""
+    flat, ref = samples.reshape(len(samples), -1), reference.reshape(len(reference), -1)
+    n = min(len(flat), 5000)  # MMD is quadratic in n (5000: ~1 GB, a few seconds)
+    state = generator.get_state() if generator is not None else None
+    out = dict(sliced_wasserstein=sliced_wasserstein(flat, ref, generator=generator),
+               mmd=mmd_rbf(flat[:n], ref[:n]))
+    far = far_from_data(flat, ref)
+    out["far_samples"] = int(far.sum())
+    near = flat[~far.numpy()]
+    if out["far_samples"] and len(near) >= 2:
+        if state is not None:  # the same projections as the number with them
+            generator.set_state(state)
+        m = min(len(near), 5000)
+        out.update(sliced_wasserstein_without_far=sliced_wasserstein(near, ref[:len(near)], generator=generator),
+                   mmd_without_far=mmd_rbf(near[:m], ref[:m]))
+    return out
+
+
 def _pair(x, y):
     x = torch.as_tensor(x, dtype=torch.float64).reshape(len(x), -1)
     y = torch.as_tensor(y, dtype=torch.float64).reshape(len(y), -1)
