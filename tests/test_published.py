@@ -1,0 +1,237 @@
+"""Import of released EDM / PFGM++ networks (pfgm/published.py, pfgm/safe_pickle.py, tools/import_checkpoint.py).
+
+The fixtures are written here, with the structure of the originals' files: every SongUNet layer and the
+EDMPrecond around them pickled as torch_utils.persistence does it (the call
+_reconstruct_persistent_obj(meta), meta carrying the class name, the state and the module's source), inside
+EDM's plain-pickled dict or PFGM++'s torch.save dict. The embedded source is a payload that would create the
+file $PFGM_PAYLOAD_MARKER if it were ever executed, and the command-line test puts a torch_utils package that
+does the same on import on the path: the marker must never appear.
+"""
+import collections
+import math
+import os
+import pickle
+import subprocess
+import sys
+import types
+
+import pytest
+import torch
+
+from conftest import ROOT, shipped_config
+from pfgm import checkpoint, methods, models, published, safe_pickle
+from pfgm.run_utils import load_config_file
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import import_checkpoint as tool  # noqa: E402
+
+PAYLOAD = "import os\nopen(os.environ['PFGM_PAYLOAD_MARKER'], 'w').write('executed')\n"
+ARCH = dict(model_channels=8, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4], embedding_type="fourier",
+            channel_mult_noise=2, encoder_type="residual", decoder_type="standard", resample_filter=[1, 3, 3, 1])
+
+
+def _reconstruct_persistent_obj(meta):  # never called: the importer must not resolve it to this
+    raise AssertionError("the original reconstruct function was called")
+
+
+class Node(torch.nn.Module):
+    """A module that pickles as a torch_utils.persistence object of class `name`."""
+
+    def __init__(self, name, **attrs):
+        super().__init__()
+        object.__setattr__(self, "_fixture_class", name)
+        for k, v in attrs.items():
+            setattr(self, k, v)
+
+    def __reduce_ex__(self, protocol):
+        state = {k: v for k, v in self.__dict__.items() if k != "_fixture_class"}
+        meta = dict(type="class", version=6, module_src=PAYLOAD, class_name=self._fixture_class, state=state)
+        return _reconstruct_persistent_obj, (meta,)
+
+
+def as_nodes(module):
+    """The same tree of parameters, buffers and submodules, each layer a Node named by its class."""
+    if isinstance(module, torch.nn.ModuleDict):
+        return torch.nn.ModuleDict({k: as_nodes(v) for k, v in module.items()})
+    node = Node(type(module).__name__)
+    for name, p in module._parameters.items():
+        node._parameters[name] = p
+    for name, b in module._buffers.items():
+        node._buffers[name] = b
+    for name, child in module._modules.items():
+        node._modules[name] = None if child is None else as_nodes(child)
+    return node
+
+
+def fixture_network(label_dim=0, augment_dim=9, pfgmpp=True, D=128, seed=0, unet_class="SongUNet",
+                    precond_class="EDMPrecond"):
+    """(EDMPrecond-like Node tree around a tiny 8x8 grey SongUNet, the SongUNet's state_dict)."""
+    config = shipped_config("pfgmpp/digits_songunet")
+    config.model.update({k: tuple(v) if isinstance(v, list) else v for k, v in ARCH.items()},
+                        label_dim=label_dim, augment_dim=augment_dim)
+    torch.manual_seed(seed)
+    unet = models.build(config, "cpu")
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.copy_(torch.randn_like(p) / max(1, p[0].numel()) ** 0.5)
+    node = as_nodes(unet)
+    object.__setattr__(node, "_fixture_class", unet_class)
+    node._init_args, node._init_kwargs = (), dict(img_resolution=8, in_channels=1, out_channels=1,
+                                                  label_dim=label_dim, augment_dim=augment_dim, dropout=0.13, **ARCH)
+    extra = dict(pfgmpp=pfgmpp, D=D, N=64) if pfgmpp is not None else {}
+    top = Node(precond_class, img_resolution=8, img_channels=1, label_dim=label_dim, use_fp16=False, sigma_min=0,
+               sigma_max=math.inf, sigma_data=0.5, _init_args=(), _init_kwargs=dict(model_type=unet_class), **extra)
+    top._modules["model"] = node
+    return top, unet.state_dict()
+
+
+def write(path, top, kind):
+    """EDM's snapshot (pickle.dump of a dict) or PFGM++'s training state (torch.save of a dict)."""
+    pkg, mod = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    mod._reconstruct_persistent_obj, pkg.persistence = _reconstruct_persistent_obj, mod
+    saved = {n: sys.modules.get(n) for n in ("torch_utils", "torch_utils.persistence")}
+    sys.modules.update({"torch_utils": pkg, "torch_utils.persistence": mod})
+    try:
+        if kind == "pkl":
+            with open(path, "wb") as f:
+                pickle.dump(dict(ema=top, loss_fn=None, augment_pipe=None, dataset_kwargs=dict(path="x.zip")), f)
+        else:
+            opt = torch.optim.Adam(top.parameters())
+            torch.save(dict(optimizer_state=opt.state_dict(), step=12345, ema=top, net=top), path)
+    finally:
+        for n, m in saved.items():
+            if m is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = m
+    return path
+
+
+@pytest.fixture
+def marker(tmp_path, monkeypatch):
+    path = tmp_path / "payload-ran"
+    monkeypatch.setenv("PFGM_PAYLOAD_MARKER", str(path))
+    yield path
+    assert not path.exists(), "the pickle's embedded code was executed"
+
+
+@pytest.mark.parametrize("kind,D", [("pt", 128), ("pt", 2048), ("pkl", math.inf)])
+def test_import_gives_the_same_network_and_D(tmp_path, marker, kind, D):
+    top, weights = fixture_network(pfgmpp=kind == "pt", D=D if kind == "pt" else 128)
+    src = write(tmp_path / f"file.{kind}", top, kind)
+    config_path, ckpt, settings = published.import_checkpoint(str(src), str(tmp_path / "imp"))
+    assert settings["D"] == D
+    config = load_config_file(config_path)
+    config.device = "cpu"
+    assert config.training.aug_dim == D and config.model.name == "songunet" and config.model.augment_dim == 9
+    assert (config.sampling.sigma_min, config.sampling.sigma_max, config.model.sigma_data) == (0.002, 80.0, 0.5)
+    model = checkpoint.load_ema_model(config, ckpt, "cpu")
+    for k, v in weights.items():
+        assert torch.equal(model.state_dict()[k], v), k
+    method = methods.get_method(config)
+    assert method.D == D
+    x, sigma = torch.randn(3, 1, 8, 8), torch.tensor([0.01, 1.0, 30.0])
+    fresh = models.build(config, "cpu").eval()
+    fresh.load_state_dict(weights)
+    with torch.no_grad():
+        torch.testing.assert_close(method.denoiser(model)(x, sigma), method.denoiser(fresh)(x, sigma), rtol=0, atol=0)
+    assert int(os.path.basename(ckpt).split("_")[1].split(".")[0]) == (12345 if kind == "pt" else 0)
+
+
+def test_conditional_network(tmp_path, marker):
+    top, weights = fixture_network(label_dim=10, pfgmpp=None)
+    src = write(tmp_path / "network-snapshot-000200.pkl", top, "pkl")
+    config_path, ckpt, settings = published.import_checkpoint(str(src), str(tmp_path / "imp"))
+    config = load_config_file(config_path)
+    config.device = "cpu"
+    assert settings["label_dim"] == config.model.label_dim == 10 and math.isinf(settings["D"])
+    assert ckpt.endswith("checkpoint_200.pth")
+    model = checkpoint.load_ema_model(config, ckpt, "cpu")
+    assert torch.equal(model.state_dict()["map_label.weight"], weights["map_label.weight"])
+
+
+def _refused(tmp_path, src, capsys, *words):
+    work = tmp_path / "imp"
+    assert tool.main([str(src), "--workdir", str(work)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("pfgm: error:"), err
+    for w in words:
+        assert w in err, err
+    assert not (work / "config.py").exists() and not checkpoint.list_checkpoints(str(work))
+
+
+@pytest.mark.parametrize("unet,precond", [("DhariwalUNet", "EDMPrecond"), ("SongUNet", "VPPrecond")])
+def test_other_classes_are_refused(tmp_path, marker, capsys, unet, precond):
+    top, _ = fixture_network(unet_class=unet, precond_class=precond)
+    _refused(tmp_path, write(tmp_path / "x.pkl", top, "pkl"), capsys, unet if precond == "EDMPrecond" else precond)
+
+
+class Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_an_unknown_global_is_refused_and_never_run(tmp_path, marker, capsys):
+    top, _ = fixture_network()
+    src = tmp_path / "evil.pkl"
+    write(src, top, "pkl")
+    with open(src, "wb") as f:
+        pickle.dump(dict(ema=Payload(marker)), f)
+    _refused(tmp_path, src, capsys, "system")
+
+
+@pytest.mark.parametrize("kind", ["pkl", "pt"])
+def test_a_truncated_file_is_refused(tmp_path, marker, capsys, kind):
+    top, _ = fixture_network()
+    src = write(tmp_path / f"x.{kind}", top, kind)
+    data = src.read_bytes()
+    src.write_bytes(data[: len(data) // 2])
+    _refused(tmp_path, src, capsys, "truncated")
+
+
+def test_an_occupied_workdir_is_not_overwritten(tmp_path, marker, capsys):
+    top, _ = fixture_network()
+    src = write(tmp_path / "x.pt", top, "pt")
+    work = tmp_path / "imp"
+    work.mkdir()
+    (work / "config.py").write_text("keep me")
+    assert tool.main([str(src), "--workdir", str(work)]) == 2
+    assert (work / "config.py").read_text() == "keep me" and "already holds" in capsys.readouterr().err
+
+
+def test_safe_pickle_reads_tensors_of_both_formats(tmp_path):
+    value = dict(a=torch.arange(6.0).reshape(2, 3)[:, 1:], b=collections.OrderedDict(c=torch.ones(2, dtype=torch.int64)),
+                 s={1, 2}, f=torch.nn.Parameter(torch.full((2,), 0.5, dtype=torch.float16)))
+    with open(tmp_path / "v.pkl", "wb") as f:
+        pickle.dump(value, f)
+    torch.save(value, tmp_path / "v.pt")
+    for name in ("v.pkl", "v.pt"):
+        got = safe_pickle.load(str(tmp_path / name))
+        assert torch.equal(got["a"], value["a"]) and torch.equal(got["b"]["c"], value["b"]["c"])
+        assert got["s"] == {1, 2} and got["f"].dtype == torch.float16 and torch.equal(got["f"], value["f"].detach())
+
+
+@pytest.mark.e2e
+def test_import_then_eval_from_the_command_line(tmp_path, marker):
+    """tools/import_checkpoint.py, then pfgm.main --mode eval from DIR/config.py, with a torch_utils package
+    on the path whose import would create the marker (as where the original code is installed)."""
+    top, _ = fixture_network(pfgmpp=True, D=64)
+    src = write(tmp_path / "training-state-000100.pt", top, "pt")
+    evil = tmp_path / "evil" / "torch_utils"
+    evil.mkdir(parents=True)
+    (evil / "__init__.py").write_text(PAYLOAD)
+    (evil / "persistence.py").write_text(PAYLOAD)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path / 'evil'}")
+    work = tmp_path / "imp"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "import_checkpoint.py"), str(src),
+                        "--workdir", str(work)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "D = 64" in r.stdout, r.stderr
+    r = subprocess.run([sys.executable, "-m", "pfgm.main", "--config", str(work / "config.py"), "--workdir", str(work),
+                        "--mode", "eval", "--config.device=cpu", "--config.eval.num_samples=16",
+                        "--config.eval.batch_size=16"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (work / "eval" / "ckpt_12345" / "samples.npz").exists()
