@@ -4,7 +4,7 @@ import numbers
 import os
 
 from pfgm import datasets, methods, models, sampling
-from pfgm.datasets import augment
+from pfgm.datasets import augment, cifar10
 from pfgm.evaluation import likelihood
 
 
@@ -215,6 +215,8 @@ def validate(config, mode="train"):
             raise ConfigError(f"data.path: no such file {path!r}")
     elif dataset in ("CIFAR10", "CELEBA", "LSUN", "folder"):
         root = get(config, "data.root")
+        if root and not os.path.exists(root) and dataset == "CIFAR10":
+            raise ConfigError(cifar10.missing_root(root))
         if not root or not os.path.exists(root):
-            raise ConfigError(f"data.root: no such file or folder {root!r}")
+            raise ConfigError(f"data.root: no such file or folder {root!r} (for {dataset}: a folder of images)")
     return config

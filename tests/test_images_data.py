@@ -541,3 +541,15 @@ def test_points_files_with_unusable_numbers_are_refused(tmp_path, kind):
     np.save(path, arr)
     with pytest.raises(datasets.DataError, match="complex" if kind == "complex" else "float32"):
         toy.read_points(str(path))
+
+
+def test_a_missing_cifar10_root_says_what_file_goes_there_and_where_it_comes_from(tmp_path):
+    from conftest import shipped_config
+    from pfgm import config_checks
+    config = shipped_config("poisson/cifar10_ddpmpp")
+    config.data.root = str(tmp_path / "data" / "cifar10")
+    with pytest.raises(config_checks.ConfigError) as err:
+        config_checks.validate(config, mode="train")
+    message = str(err.value)
+    assert message.startswith("data.root: no such file or folder") and "cs.toronto.edu/~kriz/cifar.html" in message
+    assert repr(str(tmp_path / "data" / "cifar10" / "cifar-10-python.tar.gz")) in message

@@ -98,13 +98,24 @@ def _read_cifar_folder(folder):
     return out
 
 
+WHERE_FROM = (f" ({CIFAR_ARCHIVE}, 'CIFAR-10 python version', 163 MB, from "
+              "https://www.cs.toronto.edu/~kriz/cifar.html; nothing is downloaded)")
+
+
+def missing_root(root):
+    """The error for a data.root that does not exist: what file is expected there, and where it comes from."""
+    return (f"data.root: no such file or folder {root!r}; CIFAR-10 is read from {CIFAR_ARCHIVE}, its extracted "
+            f"{CIFAR_FOLDER}/ or a folder holding either: put the archive at {os.path.join(root, CIFAR_ARCHIVE)!r} "
+            f"or pass --config.data.root=PATH{WHERE_FROM}")
+
+
 def read_cifar10(root):
     """{batch name: (k, 3, 32, 32) uint8} from `root`: the .tar.gz archive, the extracted
     cifar-10-batches-py folder, or a folder holding either (the folder wins)."""
     if not root:
-        raise DataError("data.root is empty: point it at cifar-10-python.tar.gz or cifar-10-batches-py")
+        raise DataError(f"data.root is empty: point it at {CIFAR_ARCHIVE} or {CIFAR_FOLDER}/{WHERE_FROM}")
     if not os.path.exists(root):
-        raise DataError(f"data.root: no such file or folder {root!r}")
+        raise DataError(missing_root(root))
     if os.path.isfile(root):
         return _read_cifar_archive(root)
     if any(os.path.isfile(os.path.join(root, n)) for n in CIFAR_TRAIN_BATCHES + (CIFAR_TEST_BATCH,)):
@@ -113,7 +124,7 @@ def read_cifar10(root):
         return _read_cifar_folder(os.path.join(root, CIFAR_FOLDER))
     if os.path.isfile(os.path.join(root, CIFAR_ARCHIVE)):
         return _read_cifar_archive(os.path.join(root, CIFAR_ARCHIVE))
-    raise DataError(f"data.root: {root!r} holds neither {CIFAR_FOLDER}/ nor {CIFAR_ARCHIVE}")
+    raise DataError(f"data.root: {root!r} holds neither {CIFAR_FOLDER}/ nor {CIFAR_ARCHIVE}{WHERE_FROM}")
 
 
 def make_cifar10(config):
