@@ -67,9 +67,15 @@ def build_config(row, opts):
 
 def train_command(row, opts):
     flags = " ".join(f"--config.{k}={shlex.quote(_fmt_flag(v))}" for k, v in training_overrides(row, opts).items())
-    wd = os.path.join(opts["workdir"], row.model)
+    wd = model_dir(opts, row.model)
     return (f"python -m pfgm.main --config {row.config} --workdir {shlex.quote(wd)} --mode train"
             + (" " + flags if flags else ""))
+
+
+def model_dir(opts, model):
+    """Where a model's run lives: opts['model_dirs'][model] when given (e.g. the quick start's runs/toy2d
+    for toy_pfgm), else DIR/<model>."""
+    return (opts.get("model_dirs") or {}).get(model) or os.path.join(opts["workdir"], model)
 
 
 def find_checkpoint(config, model_dir, scale, step=None):

@@ -17,6 +17,7 @@ and where a published checkpoint goes; at the cpu scale missing models are train
 n_iters). A row whose config, sampler or likelihood fails says so in its status; the other rows
 go on.
 """
+import dataclasses
 import json
 import os
 import time
@@ -34,7 +35,8 @@ SAMPLER_SCHEME = "pfgm-z-steps"
 DEFAULTS = dict(scale="gpu", n_iters=None, toy_n_iters=None, toy_num_samples=None, snapshot_every=1000, report=None,
                 num_samples=None, batch_size=None, rk45_tol=1e-3,
                 train=None, device=None, inception_weights="", fid_stats_cifar10="", fid_stats_celeba64="",
-                fid_stats_bedroom="", bpd=False, bpd_num_samples=0, bpd_repeats=None, bpd_tol=1e-5)
+                fid_stats_bedroom="", bpd=False, bpd_num_samples=0, bpd_repeats=None, bpd_tol=1e-5,
+                models=None, model_dirs=None)
 TRAIN_TIME = "reproduce_train_time.json"
 
 
@@ -125,7 +127,7 @@ def evaluate_row(table, row, ctx, log):
         return result
     try:
         bpd = _likelihood(configs.build_config(row, opts), result["checkpoint"],
-                          os.path.join(opts["workdir"], row.model), opts, log)
+                          configs.model_dir(opts, row.model), opts, log)
     except Exception as e:  # a failed likelihood is a result; keep the rest of the row
         return dict(result, bpd_note=f"bpd failed: {type(e).__name__}: {e}")
     return dict(result, bpd=bpd["bpd"], bpd_stderr=bpd["bpd_stderr"], bpd_nfe=bpd["bpd_nfe"])
@@ -134,7 +136,8 @@ def evaluate_row(table, row, ctx, log):
 def _checkpoint_or_train(row, config, model_dir, opts, log):
     """find_checkpoint, training the model first when allowed (opts['train']) and the step is reachable."""
     ck = configs.find_checkpoint(config, model_dir, opts["scale"], row.step)
-    if ck is None and opts.get("train") and (row.step is None or row.step <= config.training.n_iters):
+    given = row.model in (opts.get("model_dirs") or {})  # a run named by the caller is only read
+    if ck is None and opts.get("train") and not given and (row.step is None or row.step <= config.training.n_iters):
         from pfgm.train import train
         log(f"[{row.model}] training ({config.training.n_iters} steps) in {model_dir}")
         t0 = time.time()
@@ -147,7 +150,7 @@ def _checkpoint_or_train(row, config, model_dir, opts, log):
 
 def _sample_row(table, row, ctx, log):
     opts = ctx.opts
-    model_dir = os.path.join(opts["workdir"], row.model)
+    model_dir = configs.model_dir(opts, row.model)
     result = dict(row=row.name, label=row.label, model=row.model, config=row.config, overrides=row.overrides,
                   sampler=tables.sampler_label(row.sampler), train_command=configs.train_command(row, opts),
                   published=row.published.format(model=row.model) if row.published else "")
@@ -228,11 +231,11 @@ def _options(workdir, options):
     return opts
 
 
-def _train_times(table, workdir):
+def _train_times(table, opts):
     """{model: training seconds} of the table's models trained here."""
     times = {}
     for m in dict.fromkeys(r.model for r in table.rows):
-        p = os.path.join(workdir, m, TRAIN_TIME)
+        p = os.path.join(configs.model_dir(opts, m), TRAIN_TIME)
         if os.path.exists(p):
             with open(p) as f:
                 times[m] = json.load(f)["seconds"]
@@ -253,6 +256,14 @@ def run_table(name, workdir, log=print, digits_metric=None, command=None, **opti
             other = tables.tables("gpu" if scale == "cpu" else "cpu")
             hint = f" (a {('gpu' if scale == 'cpu' else 'cpu')}-scale table only)" if n in other else ""
             raise ValueError(f"unknown table {n!r} at scale {scale}{hint}; choose from {list(all_tables) + ['all']}")
+    wanted = opts.get("models")
+    if wanted:
+        known = {r.model for n in names for r in all_tables[n].rows}
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown} for table(s) {names}; choose from {sorted(known)}")
+        all_tables = {n: dataclasses.replace(t, rows=[r for r in t.rows if r.model in wanted])
+                      for n, t in all_tables.items()}
     os.makedirs(workdir, exist_ok=True)
     ctx = metrics.Context(opts, digits_metric)
     out = {}
@@ -266,7 +277,7 @@ def run_table(name, workdir, log=print, digits_metric=None, command=None, **opti
         header = report.table_header(
             table, results, opts, command, per_row, seconds, ctx.digits_metric[0],
             budget=configs.budget_report(table.rows, opts) if equal_budget else None,
-            train_times=_train_times(table, workdir) if equal_budget else None)
+            train_times=_train_times(table, opts) if equal_budget else None)
         md, written = report.write_outputs(table, table.rows, results, opts, header)
         out[n] = (md, written, results)
     if name == "all":

@@ -163,18 +163,20 @@ class LossLog:
 
 class Rate:
     """Steps per second since the previous call (or since construction); `eta(step, last)` the time to
-    step `last` at the rate of the previous call."""
+    step `last` at the mean rate since construction (steadier than the last interval's on a busy machine)."""
 
     def __init__(self, step):
-        self.start, self.step, self.last_rate = time.time(), step, float("nan")
+        self.start, self.step = time.time(), step
+        self.first_time, self.first_step = self.start, step
 
     def __call__(self, step):
         rate = (step - self.step) / max(time.time() - self.start, 1e-9)
-        self.start, self.step, self.last_rate = time.time(), step, rate
+        self.start, self.step = time.time(), step
         return rate
 
     def eta(self, step, last):
-        return format_duration((last - step) / self.last_rate if self.last_rate > 0 else float("nan"))
+        done, spent = step - self.first_step, time.time() - self.first_time
+        return format_duration((last - step) * spent / done if done > 0 else float("nan"))
 
 
 @contextlib.contextmanager

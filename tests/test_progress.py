@@ -61,4 +61,7 @@ def test_duration_and_eta_formats():
     rate = run_utils.Rate(0)
     assert rate.eta(0, 10) == "?"
     rate.start -= 10.0
+    rate.first_time -= 10.0
     assert 9.9 < rate(100) < 10.1 and rate.eta(100, 1100) in ("1m39s", "1m40s", "1m41s")
+    rate.first_time -= 10.0  # 100 steps in 20 s since the start: the ETA uses that mean rate
+    assert rate.eta(100, 1100) in ("3m19s", "3m20s", "3m21s")

@@ -86,6 +86,25 @@ def test_toy_table_trains_evaluates_and_resumes(tmp_path):
 
 
 @pytest.mark.e2e  # runs the experiment driver
+def test_one_models_toy_rows_from_an_existing_run_train_nothing(tmp_path):
+    from conftest import tiny_config
+    from pfgm import train
+    train.train(tiny_config("poisson/toy2d", 20), str(tmp_path / "quick"))  # as the quick start's runs/toy2d
+    logs = []
+    kw = dict(scale="cpu", toy_n_iters=20, num_samples=64, rk45_tol=1e-2, log=logs.append, models=["toy_pfgm"],
+              model_dirs={"toy_pfgm": str(tmp_path / "quick")})
+    md, _, results = runner.run_table("toy", str(tmp_path / "rows"), **kw)["toy"]
+    assert len(results) == 9 and all(r["status"] == "computed" and r["model"] == "toy_pfgm" for r in results)
+    assert all(r["checkpoint"] == os.path.join(str(tmp_path / "quick"), "checkpoints", "checkpoint_20.pth")
+               for r in results)
+    assert not any("training" in m for m in logs) and sorted(os.listdir(tmp_path / "rows")) == [
+        "toy_cpu.csv", "toy_cpu.md", "toy_cpu.tex", "toy_cpu_quality_vs_nfe.png", "toy_cpu_quality_vs_steps.png",
+        "toy_cpu_samples.png"]
+    with pytest.raises(ValueError, match="unknown model.*toy_nope"):
+        runner.run_table("toy", str(tmp_path / "rows"), **dict(kw, models=["toy_nope"]))
+
+
+@pytest.mark.e2e  # runs the experiment driver
 def test_digits_table_with_stand_in_metric(tmp_path):
     calls = []
 

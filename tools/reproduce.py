@@ -14,6 +14,8 @@ Writes DIR/<table>_<scale>.md, .csv, .tex and, where useful, DIR/<table>_<scale>
   OMP_NUM_THREADS=1 python tools/reproduce.py pfgmpp_toy,pfgmpp --scale cpu --workdir runs/study_cpu \
       --n_iters 6000 --toy_n_iters 10000 --report docs/pfgmpp_cpu.md
   python tools/reproduce.py cifar10 --scale cpu --workdir runs/reproduce_cpu --n_iters 600 --bpd   # + bits/dim
+  python tools/reproduce.py toy --scale cpu --workdir runs/toy_rows --models toy_pfgm \
+      --model_dir toy_pfgm=runs/toy2d        # PFGM's 9 toy rows from the quick start's model, nothing trained
   python tools/reproduce.py cifar10 --workdir runs/paper --fid_stats_cifar10 cifar10_stats.npz \
       --inception_weights pt_inception-2015-12-05-6726825d.pth
 """
@@ -48,6 +50,10 @@ flags.DEFINE_string("report", None, "Also write every table of this run, with it
                     "(e.g. docs/reproduce_cpu.md; the plots are copied beside it).")
 flags.DEFINE_integer("snapshot_every", 1000, "cpu: checkpoint every this many training steps (the convergence "
                      "table evaluates each).")
+flags.DEFINE_list("models", None, "Only the rows of these models (e.g. toy_pfgm); the others are neither trained "
+                  "nor evaluated.")
+flags.DEFINE_multi_string("model_dir", None, "MODEL=DIR: read MODEL's checkpoints from the run DIR instead of "
+                          "DIR/<model> (e.g. toy_pfgm=runs/toy2d, the quick start's); such a model is never trained.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -60,6 +66,12 @@ def main(argv):
     command = "python tools/reproduce.py " + " ".join(sys.argv[1:])
     t0 = time.time()
     try:
+        model_dirs = {}
+        for item in FLAGS.model_dir or []:
+            model, sep, folder = item.partition("=")
+            if not sep or not model or not folder:
+                raise ValueError(f"--model_dir {item!r}: expected MODEL=DIR, e.g. toy_pfgm=runs/toy2d")
+            model_dirs[model] = folder
         out = runner.run_table(
             argv[1], FLAGS.workdir, command=command, scale=FLAGS.scale, n_iters=FLAGS.n_iters,
             toy_n_iters=FLAGS.toy_n_iters, num_samples=FLAGS.num_samples,
@@ -69,6 +81,7 @@ def main(argv):
             fid_stats_celeba64=FLAGS.fid_stats_celeba64, fid_stats_bedroom=FLAGS.fid_stats_bedroom,
             bpd=FLAGS.bpd, bpd_num_samples=FLAGS.bpd_num_samples, bpd_repeats=FLAGS.bpd_repeats,
             bpd_tol=FLAGS.bpd_tol, report=FLAGS.report, snapshot_every=FLAGS.snapshot_every,
+            models=FLAGS.models, model_dirs=model_dirs,
             log=lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True))
     except ValueError as e:
         print(f"reproduce: error: {e}", file=sys.stderr)
