@@ -105,7 +105,7 @@ def set_sampler(config, *, N, pc_keys=True, method="ode", ode_solver="rk45", rto
 
 def set_eval(config, *, batch_size, num_samples, enable_sampling, enable_loss, bpd_batch_size,
              begin_ckpt=-1, end_ckpt=-1, bpd_num_samples=0, bpd_num_repeats=5, bpd_estimator="rademacher",
-             first_seed=-1):
+             first_seed=-1, uint8="round"):
     """The evaluation's keys (config.eval; pfgm/evaluate.py):
 
       begin_ckpt, end_ckpt  the checkpoints evaluated, in units of training.snapshot_freq (-1: the newest only)
@@ -115,11 +115,15 @@ def set_eval(config, *, batch_size, num_samples, enable_sampling, enable_loss, b
       enable_loss         the loss over the held-out split
       first_seed          -1: the samples come from one random stream (config.seed); >= 0: sample i from its
                           own seed first_seed + i (EDM's generate.py --seeds), the same whatever eval.batch_size
+      uint8               how samples become uint8 images for FID and eval.save_images: 'round' (EDM / PFGM++,
+                          floor(255 x + 0.5)), 'truncate' (score_sde / PFGM, floor(255 x); pfgm_run and sde_run
+                          set it), or 'nearest' (half to even); pfgm.images.to_uint8
     and the keys of set_likelihood (bpd_*: its batch_size, num_samples, num_repeats, estimator) and
     set_eval_outputs.
     """
     _set(config, "eval", begin_ckpt=begin_ckpt, end_ckpt=end_ckpt, batch_size=batch_size,
-         enable_sampling=enable_sampling, num_samples=num_samples, enable_loss=enable_loss, first_seed=first_seed)
+         enable_sampling=enable_sampling, num_samples=num_samples, enable_loss=enable_loss, first_seed=first_seed,
+         uint8=uint8)
     set_likelihood(config.eval, batch_size=bpd_batch_size, num_samples=bpd_num_samples,
                    num_repeats=bpd_num_repeats, estimator=bpd_estimator)
     set_eval_outputs(config.eval)
@@ -204,6 +208,7 @@ def pfgm_run(config, *, batch_size, small_batch_size, reduce_mean, N=100, center
     training.reduce_mean = reduce_mean
 
     config.data.centered = centered
+    config.eval.uint8 = "truncate"      # the PFGM code's FID protocol: np.clip(x * 255, 0, 255).astype(np.uint8)
 
     sampling = config.sampling
     sampling.method = "ode"
@@ -239,6 +244,7 @@ def sde_run(config, sde, *, batch_size):
     training.small_batch_size = batch_size   # unused by DSM
 
     config.data.centered = choice["centered"]
+    config.eval.uint8 = "truncate"   # score_sde's FID protocol: np.clip(x * 255, 0, 255).astype(np.uint8)
 
     sampling = config.sampling
     sampling.method = "ode"          # 'ode' (probability flow) or 'pc' (predictor-corrector)
@@ -276,6 +282,7 @@ def pfgmpp_run(config, *, aug_dim, batch_size, sigma_max=80.0, sigma_min=0.002, 
 
     config.data.centered = centered
     config.model.sigma_data = sigma_data
+    config.eval.uint8 = "round"      # EDM's FID protocol: (x * 127.5 + 128).clip(0, 255) to uint8
 
     sampling = config.sampling
     sampling.method = "ode"

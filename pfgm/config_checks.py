@@ -6,6 +6,7 @@ import os
 from pfgm import datasets, methods, models, sampling
 from pfgm.datasets import augment, cifar10
 from pfgm.evaluation import likelihood
+from pfgm.images import UINT8_MODES
 
 
 class ConfigError(ValueError):
@@ -80,7 +81,7 @@ KNOWN_KEYS = {
     "eval": {"batch_size", "begin_ckpt", "end_ckpt", "enable_loss", "enable_sampling", "num_samples", "fid_stats",
              "inception_weights", "save_images", "enable_interpolate", "enable_rescale", "enable_bpd",
              "bpd_atol", "bpd_batch_size", "bpd_dataset", "bpd_estimator", "bpd_num_repeats", "bpd_num_samples",
-             "bpd_rtol", "bpd_solver", "bpd_steps", "first_seed"},
+             "bpd_rtol", "bpd_solver", "bpd_steps", "first_seed", "uint8"},
     "model": {"name", "ema_rate", "ema_halflife_kimg", "ema_rampup_ratio", "nf", "dropout", "sigma_end",
               "sigma_min", "sigma_max", "beta_min", "beta_max",
               "num_scales", "scale_by_sigma", "embedding_type", "fourier_scale", "conditional",
@@ -173,6 +174,7 @@ def validate(config, mode="train"):
     number(config, "eval.batch_size", low=1, integer=True)
     number(config, "eval.num_samples", low=1, integer=True)
     number(config, "eval.first_seed", low=-1, integer=True)
+    choice(config, "eval.uint8", set(UINT8_MODES))
     number(config, "sampling.N", low=1, integer=True)
     number(config, "seed", low=0, integer=True)
     if get(config, "sampling.method") == "ode":

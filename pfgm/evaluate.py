@@ -57,7 +57,7 @@ def image_metrics(config, device):
     from pfgm.evaluation.image_metrics import InceptionMetrics
 
     try:
-        return InceptionMetrics(stats, config.eval.inception_weights, device)
+        return InceptionMetrics(stats, config.eval.inception_weights, device, uint8=config.eval.uint8)
     except (FileNotFoundError, ValueError) as e:
         raise config_checks.ConfigError(f"eval.fid_stats / eval.inception_weights: {e}") from e
 
@@ -239,7 +239,7 @@ def sample_report(config, method, model, dataset, device, folder, step, log, fid
             convert=lambda x: inverse(x).float().cpu().numpy(), on_batch=lambda done, nfe: (bar.set_postfix(nfe=nfe), bar.update(done - bar.n)))
     np.savez(os.path.join(folder, "samples.npz"), samples=samples, nfe=np.array(nfes))
     if e.save_images and samples.ndim == 4:
-        written = visualize.save_images(samples, os.path.join(folder, "images"))
+        written = visualize.save_images(samples, os.path.join(folder, "images"), uint8=e.uint8)
         log.info("checkpoint %d: %d images -> %s", step, written, os.path.join(folder, "images"))
     gen = torch.Generator().manual_seed(seeds.offset(config.seed, seeds.HELD_OUT))
     reference = dataset.eval_data(len(samples), gen).numpy()

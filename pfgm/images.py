@@ -23,24 +23,41 @@ def list_images(folder):
     return found
 
 
-def to_uint8(images):
-    """Floats in [0, 1] -> uint8 of the same shape: x * 255 rounded half to even, clipped to [0, 255].
+# How floats in [0, 1] become uint8 levels (`to_uint8`); each paper's FID protocol is one of them:
+#   nearest   x * 255 rounded half to even: exact for 8-bit data (x = k / 255), used for data sets
+#   truncate  floor(x * 255): score_sde and the PFGM code, np.clip(x * 255, 0, 255).astype(np.uint8)
+#   round     floor(x * 255 + 0.5): EDM and PFGM++, (x' * 127.5 + 128).clip(0, 255).to(uint8) on x' in [-1, 1]
+#             (the same levels, except for a float32 sample within rounding of a half level)
+UINT8_MODES = ("nearest", "truncate", "round")
 
-    The product is taken in the input's own float precision (float32 stays float32), other input in
-    float64, so that FID numbers of float32 samples match those computed before this was shared.
+
+def to_uint8(images, mode="nearest"):
+    """Floats in [0, 1] -> uint8 of the same shape by `mode` (UINT8_MODES), clipped to [0, 255].
+
+    The product is taken in the input's own float precision (float32 stays float32, as both original
+    codes compute it), other input in float64, so that FID numbers of float32 samples match those
+    computed before this was shared.
     """
     x = np.asarray(images)
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    if mode == "nearest":
+        levels = np.rint(x * 255.0)
+    elif mode == "truncate":
+        levels = np.floor(x * 255.0)
+    elif mode == "round":
+        levels = np.floor(x * 255.0 + 0.5)
+    else:
+        raise ValueError(f"unknown uint8 conversion {mode!r}; choose one of {UINT8_MODES}")
+    return np.clip(levels, 0, 255).astype(np.uint8)
 
 
-def to_rgb_uint8(images, name="images"):
+def to_rgb_uint8(images, name="images", mode="nearest"):
     """A checked batch of uint8 RGB images (N, H, W, 3), as feature extractors take them.
 
     Takes uint8/integer [0, 255] or float [0, 1] images (a numpy array or a CPU torch tensor), shaped
     (N,H,W,C) or (N,C,H,W) with C in {1, 3}; a single image (3-D) is a batch of one; grey is repeated to
-    RGB; floats go through `to_uint8`. Raises ValueError naming `name` for bad shapes or value ranges.
+    RGB; floats go through `to_uint8` by `mode`. Raises ValueError naming `name` for bad shapes or value ranges.
     """
     if hasattr(images, "detach"):  # a torch tensor; duck-typed so that this module needs no torch
         images = images.detach().cpu().numpy()
@@ -62,7 +79,7 @@ def to_rgb_uint8(images, name="images"):
         if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-6 or hi > 1 + 1e-6:
             hint = " (looks like [-1, 1]: map it with (x + 1) / 2)" if lo < 0 and lo >= -1 and hi <= 1 else ""
             raise ValueError(f"{name}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]{hint}")
-        x = to_uint8(x)
+        x = to_uint8(x, mode)
     elif np.issubdtype(x.dtype, np.integer):
         lo, hi = int(np.min(x)), int(np.max(x))
         if lo < 0 or hi > 255:

@@ -74,12 +74,13 @@ def save_samples_figure(samples, path, reference=None, title=None):
     return True
 
 
-def save_images(images, folder, prefix=""):
+def save_images(images, folder, prefix="", uint8="nearest"):
     """Every image of (n, C, H, W) floats in [0, 1] as its own PNG, {prefix}{i:06d}.png: the folder
-    tools like pytorch-fid or clean-fid read. Returns the number written."""
+    tools like pytorch-fid or clean-fid read; `uint8` the conversion (`pfgm.images.to_uint8`). Returns
+    the number written."""
     from PIL import Image
 
-    images = to_uint8(images).transpose(0, 2, 3, 1)
+    images = to_uint8(images, uint8).transpose(0, 2, 3, 1)
     os.makedirs(folder, exist_ok=True)
     for i, img in enumerate(images):
         pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)

@@ -3,7 +3,7 @@
     python tools/fid.py stats DATA -o stats.npz [--weights PATH] [--batch_size 50] [--num_samples N] [--is]
                               [--split train|test] [--data_root PATH]
     python tools/fid.py fid A B [--weights PATH] [--batch_size 50] [--num_samples N] [--is]
-                                [--split train|test] [--data_root PATH]
+                                [--split train|test] [--data_root PATH] [--uint8 nearest|truncate|round]
 
 DATA, A and B are image folders, samples .npz files (uint8 NHWC, or floats in [0, 1]: the samples.npz of
 `--mode eval` as it is; values outside [0, 1] are clipped with a note, as the eval's FID does), statistics .npz
@@ -12,6 +12,10 @@ files (mu/sigma, or score_sde's pool_3) or config files (.py) whose image data s
 
     python tools/fid.py stats configs/poisson/cifar10_ddpmpp.py --data_root cifar-10-python.tar.gz -o cifar10_stats.npz
     python tools/fid.py stats configs/poisson/digits_ddpmpp.py --split test -o digits_test_stats.npz
+
+Float samples become uint8 by --uint8: each paper's protocol is the config's eval.uint8 ('truncate' for
+the PFGM and score-SDE tables, 'round' for PFGM++ / EDM). EDM's reference statistics (fid-refs/*.npz, keys
+mu and sigma) are read as they are.
 
 `--is` also prints the Inception Score (10 splits, and the single
 split of TF-GAN/score_sde) of every source that has samples. The FID Inception weights
@@ -28,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pfgm.evaluation import fid as fidlib  # noqa: E402
 from pfgm.evaluation import sources  # noqa: E402
 from pfgm.datasets import DataError  # noqa: E402
+from pfgm.images import UINT8_MODES  # noqa: E402
 
 
 def _parser():
@@ -45,6 +50,9 @@ def _parser():
     common.add_argument("--data_root", "--data-root", metavar="PATH", default=None,
                         help="config sources: data set location, replaces config.data.root (CIFAR-10's "
                              "cifar-10-python.tar.gz or cifar-10-batches-py/, an image folder)")
+    common.add_argument("--uint8", choices=UINT8_MODES, default="nearest",
+                        help="how float samples become uint8: 'truncate' (score_sde / PFGM tables), 'round' "
+                             "(EDM / PFGM++), 'nearest' (default; exact for data); the config's eval.uint8")
     common.add_argument("--split", choices=sources.SPLITS, default="train",
                         help="config sources: the data set's split (default train)")
 
@@ -69,7 +77,7 @@ def _evaluate(path, model, args):
         model = sources.LazyInception(args.weights, args.device)  # loaded after the source is opened
     feats, logits = sources.source_activations(path, model, batch_size=args.batch_size, device=args.device,
                                                num_samples=args.num_samples, progress=not args.quiet,
-                                               split=args.split, data_root=args.data_root)
+                                               split=args.split, data_root=args.data_root, uint8=args.uint8)
     if args.inception_score:
         if logits is None:
             print(f"IS {path}: not available (no logits)")

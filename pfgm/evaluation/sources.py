@@ -137,9 +137,9 @@ def clip_generated(images, name="samples"):
     return np.clip(x, 0.0, 1.0)
 
 
-def load_samples(path):
+def load_samples(path, uint8="nearest"):
     """Images of a samples .npz/.npy (key `samples`, else the first array) as uint8 NHWC RGB; float
-    images are clipped to [0, 1] first (`clip_generated`)."""
+    images are clipped to [0, 1] first (`clip_generated`), then converted by `uint8` (`to_uint8`)."""
     data = _open_npz(path)
     if not data:
         raise ValueError(f"{path}: the .npz holds no arrays")
@@ -147,7 +147,7 @@ def load_samples(path):
     images = data[key]
     if np.issubdtype(images.dtype, np.floating):
         images = clip_generated(images, name=f"{path} [{key}]")
-    return to_rgb_uint8(images, name=f"{path} [{key}]")
+    return to_rgb_uint8(images, name=f"{path} [{key}]", mode=uint8)
 
 
 def load_statistics(path):
@@ -247,12 +247,12 @@ def _resolve_model(model, weights, device):
 
 
 def source_activations(path, model=None, *, weights=None, batch_size=50, device=None, num_samples=None,
-                       progress=True, split="train", data_root=None):
+                       progress=True, split="train", data_root=None, uint8="nearest"):
     """Features and logits of an image folder, samples .npz, pool_3 .npz or config's data set:
     (feats (N, D), logits or None).
 
     `model` defaults to the FID Inception network loaded from `weights` (see `load_inception`). `split` and
-    `data_root` apply to config sources only (see `config_images`).
+    `data_root` apply to config sources only (see `config_images`), `uint8` to float samples (`load_samples`).
     """
     kind = source_kind(path)
     if kind == "stats":
@@ -270,7 +270,7 @@ def source_activations(path, model=None, *, weights=None, batch_size=50, device=
     if kind == "config":  # read the data before loading the network: data errors come first
         images = config_images(path, split, data_root, batch_size)
     else:
-        images = iter_image_folder(path) if kind == "folder" else load_samples(path)
+        images = iter_image_folder(path) if kind == "folder" else load_samples(path, uint8)
     device = torch.device(device) if device is not None else fid.default_device()
     model = _resolve_model(model, weights, device)
     feats, logits = fid.compute_activations(images, model, batch_size, device, num_samples=num_samples,
@@ -282,22 +282,22 @@ def source_activations(path, model=None, *, weights=None, batch_size=50, device=
 
 
 def source_statistics(path, model=None, *, weights=None, batch_size=50, device=None, num_samples=None,
-                      progress=True, split="train", data_root=None):
+                      progress=True, split="train", data_root=None, uint8="nearest"):
     """(mu, sigma) of any source; a mu/sigma .npz is read as is (no model or weights needed)."""
     if source_kind(path) == "stats":
         return load_statistics(path)
     feats, _ = source_activations(path, model, weights=weights, batch_size=batch_size, device=device,
                                   num_samples=num_samples, progress=progress, split=split,
-                                  data_root=data_root)
+                                  data_root=data_root, uint8=uint8)
     return fid.activation_statistics(feats)
 
 
 def fid_from_sources(path1, path2, model=None, *, weights=None, batch_size=50, device=None, num_samples=None,
-                     progress=True, split="train", data_root=None):
+                     progress=True, split="train", data_root=None, uint8="nearest"):
     """FID between two sources (image folders, samples .npz, statistics .npz, config data sets, in any
     combination); `split` and `data_root` apply to config sources."""
     kwargs = dict(weights=weights, batch_size=batch_size, device=device, num_samples=num_samples,
-                  progress=progress, split=split, data_root=data_root)
+                  progress=progress, split=split, data_root=data_root, uint8=uint8)
     needs_model = {"folder", "samples", "config"} & {source_kind(path1), source_kind(path2)}
     if model is None and needs_model:  # one network for both sources, loaded when first needed
         model = LazyInception(weights, device if device is not None else fid.default_device())
