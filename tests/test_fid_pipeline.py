@@ -50,7 +50,7 @@ def test_fid_of_the_evals_samples_npz_is_the_evals_own_fid(cli, tmp_path, capsys
         assert f["samples"].dtype == np.float32 and (f["samples"].min() < 0 or f["samples"].max() > 1)
 
     with pytest.warns(UserWarning, match=r"samples\.npz \[samples\]: \d+ of \d+ values .* clipped to \[0, 1\]"):
-        assert cli.main(["fid", samples, stats, "--quiet"]) == 0
+        assert cli.main(["fid", samples, stats, "--quiet", "--uint8", c.eval.uint8]) == 0
     fid = float(re.search(r"FID: (\S+)", capsys.readouterr().out).group(1))
     assert report["fid"] > 0 and fid == pytest.approx(report["fid"], rel=1e-5, abs=1e-6)
 
