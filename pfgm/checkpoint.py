@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from pfgm import files, models, run_utils
+from pfgm import checkpoint_fits, files, models, run_utils
 from pfgm.models.ema import ExponentialMovingAverage
 
 
@@ -42,23 +42,78 @@ def strip_module_prefix(state_dict):
     return state_dict
 
 
+# The entries a checkpoint may hold (score_sde's and Poisson_flow's four, and what this package adds).
+# Anything else is refused: an undeclared entry is memory nobody asked for (issue 18, case 12).
+ENTRIES = ("model", "ema", "optimizer", "step", "nonfinite_total", "config")
+
+
+def _safe_numpy_globals():
+    """numpy scalars and dtypes, which rebuild plain numbers without running code: checkpoints written with
+    `step=np.int64(...)` are read for what they are instead of being skipped."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray.scalar, np.dtype] + [getattr(np.dtypes, n) for n in dir(getattr(np, "dtypes", None))
+                                                 if n.endswith("DType")]
+
+
+def _check_archive(path):
+    """A torch.save zip with a compressed member was not written by torch: its size on disk would not bound
+    what it decompresses to (a 7 MB file can hold a 4 GB tensor). Refused before anything is read."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        packed = [i.filename for i in z.infolist() if i.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise CheckpointCorrupt(f"checkpoint {path!r} has compressed members ({packed[0]}, ...); torch.save "
+                                "never compresses, and their size is unbounded")
+    return True
+
+
+def _plain_step(value):
+    """The step as an int when it is one in any plain form (int, 0-d integer tensor, numpy integer,
+    integral float such as 100.0); otherwise the value unchanged (then refused by the caller)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if hasattr(value, "dtype") and hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value
+
+
 def read_checkpoint(path, map_location="cpu"):
+    """The checkpoint at `path` as a dict (tensors on the CPU, memory-mapped when the file allows it, so
+    their size costs nothing until they are copied into a network). Never runs code from the file.
+
+    Raises CheckpointCorrupt for a damaged or foreign file (resume may set it aside), CheckpointError for
+    an unreadable one (permissions, I/O) or one holding entries a checkpoint does not declare."""
+    del map_location  # always the CPU: load_state copies into the network's own device
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r} does not exist")
+        what = "is not a file" if os.path.lexists(path) else "does not exist"
+        raise CheckpointError(f"checkpoint {path!r} {what}")
     try:
+        mmap = _check_archive(path)
         # weights_only: checkpoints come from strangers, and unpickling arbitrary objects runs code.
         # Ours and the original's hold only tensors, numbers, strings, lists and dicts.
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(_safe_numpy_globals()):
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except OSError as e:  # permissions, I/O: the file may be fine, so never treat it as corrupt
         raise CheckpointError(f"checkpoint {path!r} cannot be read ({type(e).__name__}: {e}); fix the file's "
                               "permissions or the disk and run again (nothing was skipped or overwritten)") from e
+    except CheckpointCorrupt:
+        raise
     except Exception as e:  # truncated zip, pickle garbage, a pickle that asks for code, ...
         raise CheckpointCorrupt(f"checkpoint {path!r} is unreadable ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointCorrupt(f"checkpoint {path!r} is not a pfgm/score_sde checkpoint (no 'model' entry)")
-    step = state.get("step")
-    if isinstance(step, torch.Tensor) and step.numel() == 1 and not step.is_floating_point():
-        step = state["step"] = int(step)
+    extra = sorted(str(k) for k in state if k not in ENTRIES)
+    if extra:
+        raise CheckpointError(f"checkpoint {path!r}: undeclared entries {extra[:3]}; a checkpoint holds only "
+                              f"{list(ENTRIES)} (refused unread)")
+    step = state["step"] = _plain_step(state.get("step"))
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointCorrupt(f"checkpoint {path!r}: 'step' must be a non-negative integer, got {step!r}")
     return state
@@ -67,7 +122,7 @@ def read_checkpoint(path, map_location="cpu"):
 def load_checkpoint(path, model, ema=None, optimizer=None, map_location="cpu"):
     """Load a checkpoint into model (strict), ema and optimizer (when given). Returns the state dict.
 
-    A checkpoint of another network (names or shapes differ) raises CheckpointError naming the
+    A checkpoint of another network (names, shapes or dtypes differ) raises CheckpointError naming the
     first differences, before anything is modified.
     """
     state = read_checkpoint(path, map_location)
@@ -75,36 +130,28 @@ def load_checkpoint(path, model, ema=None, optimizer=None, map_location="cpu"):
     return state
 
 
-def load_state(state, path, model, ema=None, optimizer=None):
+def load_state(state, path, model, ema=None, optimizer=None, log=None):
     """Load an already read checkpoint `state` (from `path`, named in errors); see load_checkpoint."""
+    misfit = checkpoint_fits.problems(state, model, ema, optimizer)
+    if misfit:
+        raise CheckpointError(f"checkpoint {path!r} does not fit this config's network: " + "; ".join(misfit))
+    log = log or logging.getLogger("pfgm")
     weights = strip_module_prefix(state["model"])
-    own = model.state_dict()
-    missing = sorted(set(own) - set(weights))
-    unexpected = sorted(set(weights) - set(own))
-    wrong = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"shape of {k}: {tuple(weights[k].shape)} in file vs {tuple(own[k].shape)} in model")
-        raise CheckpointError(f"checkpoint {path!r} does not fit this config's network: " + "; ".join(parts))
     try:
         if ema is not None and "ema" in state:
             ema.load_state_dict(state["ema"])
         if optimizer is not None and state.get("optimizer"):
             optimizer.load_state_dict(state["optimizer"])
+        elif optimizer is not None:
+            log.warning("checkpoint %s has no optimizer state: Adam restarts from zero moments, so this "
+                        "resume is not bit-exact with an uninterrupted run", path)
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {path!r}: {e}") from e
     model.load_state_dict(weights, strict=True)
     if ema is not None and "ema" not in state:
         # Without this the EMA would keep the freshly built network's random weights, and eval (which
         # copies the EMA into the model) would silently sample from them.
-        logging.getLogger("pfgm").warning("checkpoint %s has no 'ema' entry: using its model weights "
-                                          "instead of the EMA", path)
+        log.warning("checkpoint %s has no 'ema' entry: using its model weights instead of the EMA", path)
         ema.reset(model)
 
 
@@ -117,42 +164,69 @@ def meta_checkpoint_path(workdir):
 
 
 def list_checkpoints(workdir):
-    """[(step, path)] of `checkpoints/checkpoint_{step}.pth`, oldest first."""
+    """[(step, path)] of the files `checkpoints/checkpoint_{step}.pth`, oldest first (a folder or a dangling
+    link of that name is no checkpoint)."""
     found = []
     for p in glob.glob(os.path.join(workdir, "checkpoints", "checkpoint_*.pth")):
         m = re.fullmatch(r"checkpoint_(\d+)\.pth", os.path.basename(p))
-        if m:
+        if m and os.path.isfile(p):
             found.append((int(m.group(1)), p))
     return sorted(found)
 
 
-def meta_and_numbered(workdir):
-    """[(step or None, path)]: the numbered checkpoints, oldest first, then the meta one if present."""
-    found = list_checkpoints(workdir)
-    meta = meta_checkpoint_path(workdir)
-    return found + ([(None, meta)] if os.path.exists(meta) else [])
-
-
 def newest_readable(workdir, log=None):
-    """(path, state) of the checkpoint to resume from: the highest step among the readable ones, the
-    numbered one winning a tie with the meta one; (None, None) when there is none.
+    """(path, state, skipped) of the checkpoint to resume from: the highest step among the readable ones,
+    the numbered one winning a tie with the meta one; path and state None when there is none. `skipped`:
+    the corrupt files read on the way (named with log.warning), which the caller sets aside.
 
-    A corrupt file is named (log.warning) and skipped. Any other failure to read (permissions, I/O)
-    raises: skipping it could let an older state overwrite it.
+    Candidates are read newest first, one at a time, and the search stops at the first readable one, so
+    a long run's many checkpoints cost no memory (the meta one, read first for its step, is held at most
+    beside one numbered one). Any failure to read other than corruption (permissions, I/O) raises:
+    skipping it could let an older state overwrite it.
     """
-    meta = meta_checkpoint_path(workdir)
-    states = []
-    for _, path in meta_and_numbered(workdir):
+    log = log or logging.getLogger("pfgm")
+    skipped = []
+
+    def attempt(path):
         try:
-            state = read_checkpoint(path, map_location="cpu")
+            return read_checkpoint(path)
         except CheckpointCorrupt as e:
-            (log or logging.getLogger("pfgm")).warning("skipping %s", e)
+            log.warning("skipping %s", e)
+            skipped.append(path)
+            return None
+
+    meta_path = meta_checkpoint_path(workdir)
+    meta = attempt(meta_path) if os.path.lexists(meta_path) else None
+    meta_step = meta["step"] if meta is not None else -1
+    for step, path in reversed(list_checkpoints(workdir)):
+        if step < meta_step:
+            break
+        state = attempt(path)
+        if state is not None and state["step"] >= meta_step:
+            return path, state, skipped
+        del state
+    if meta is not None:
+        return meta_path, meta, skipped
+    return None, None, skipped
+
+
+def set_aside(path):
+    """Rename the unreadable checkpoint `path` to `path.unreadable` (or `.unreadable-2`, ...), never over an
+    existing file, so that the step that wrote it cannot overwrite it later; returns the new name."""
+    for n in range(1, 10000):
+        target = f"{path}.unreadable" + (f"-{n}" if n > 1 else "")
+        try:
+            os.link(path, target)  # fails rather than replace an existing file
+        except FileExistsError:
             continue
-        states.append((int(state.get("step", -1)), path != meta, path, state))
-    if not states:
-        return None, None
-    _, _, path, state = max(states, key=lambda s: (s[0], s[1]))
-    return path, state
+        except OSError:  # no hard links here (some network file systems): check, then rename
+            if os.path.lexists(target):
+                continue
+            os.rename(path, target)
+            return target
+        os.unlink(path)
+        return target
+    raise CheckpointError(f"cannot set aside {path!r}: 9999 unreadable copies beside it")
 
 
 def load_ema_model(config, path, device=None):

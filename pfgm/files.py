@@ -43,3 +43,11 @@ def write_json(path, obj):
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2)
     atomic_write(path, write)
+
+
+def write_text(path, text):
+    """`text` to `path`, atomically."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)

@@ -52,7 +52,7 @@ def check_workdir(workdir, mode):
 
 def main(argv):
     del argv
-    from pfgm import checkpoint, config_checks, datasets, evaluate, run_utils, train
+    from pfgm import checkpoint, config_checks, datasets, evaluate, train, workdir
 
     check_workdir(FLAGS.workdir, FLAGS.mode)
     folder = os.path.normpath(FLAGS.eval_folder)
@@ -64,7 +64,7 @@ def main(argv):
         else:
             evaluate.evaluate(FLAGS.config, FLAGS.workdir, FLAGS.eval_folder)
     except (config_checks.ConfigError, datasets.DataError, checkpoint.CheckpointError, FloatingPointError,
-            run_utils.WorkdirBusy) as e:
+            workdir.WorkdirBusy, workdir.WorkdirError) as e:
         _fail(e)
 
 

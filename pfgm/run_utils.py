@@ -199,49 +199,6 @@ def stop_requested():
     return bool(stop.REQUESTED)
 
 
-def remove_orphan_temporaries(workdir):
-    """Delete the temporary files of checkpoint writes killed before their rename. Call it only while
-    holding the workdir lock: then no other writer can own them. Returns the paths removed."""
-    removed = []
-    for sub in ("checkpoints", "checkpoints-meta"):
-        folder = os.path.join(workdir, sub)
-        if not os.path.isdir(folder):
-            continue
-        for name in os.listdir(folder):
-            if name.startswith(".checkpoint") and ".pth.tmp" in name:
-                os.remove(os.path.join(folder, name))
-                removed.append(os.path.join(folder, name))
-    return removed
-
-
-class WorkdirBusy(RuntimeError):
-    """Another training run holds the workdir."""
-
-
-def lock_workdir(workdir):
-    """Take an exclusive lock on workdir/.lock, or raise WorkdirBusy naming the holder. Returns the
-    open lock file: closing it (or the process ending in any way, SIGKILL included) releases it."""
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): run unlocked
-        return None
-    os.makedirs(workdir, exist_ok=True)
-    f = open(os.path.join(workdir, ".lock"), "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        holder = f.read().strip() or "pid unknown"
-        f.close()
-        raise WorkdirBusy(f"workdir {workdir!r} is in use by another training run ({holder}); wait for it to "
-                          "end or choose another --workdir (evaluating beside it is fine)") from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()}\n")
-    f.flush()
-    return f
-
-
 # -- distributed ----------------------------------------------------------------------------
 
 def dist_env():

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pfgm import checkpoint, config_checks, datasets, methods, models, run_utils, seeds, visualize
+from pfgm import checkpoint, config_checks, datasets, files, methods, models, run_utils, seeds, visualize
+from pfgm import workdir as workdirs
 from pfgm.datasets import augment
 from pfgm.models.ema import ExponentialMovingAverage
 
@@ -88,6 +89,7 @@ class Trainer:
 
     def __init__(self, config, workdir):
         config_checks.validate(config)
+        workdirs.check_ours(workdir)
         self.config, self.workdir = config, workdir
         self.rank, self.world, self.device = run_utils.init_distributed(config.device)
         t = config.training
@@ -106,12 +108,12 @@ class Trainer:
         self.step = 0
         self.nonfinite_in_row = self.nonfinite_total = 0
         self.log = run_utils.setup_logging(None)
-        self.resumed_from, state = checkpoint.newest_readable(workdir, self.log)
+        self.resumed_from, state, self.unreadable = checkpoint.newest_readable(workdir, self.log)
         if state is not None:
-            checkpoint.load_state(state, self.resumed_from, self.model, self.ema, self.optimizer)
+            checkpoint.load_state(state, self.resumed_from, self.model, self.ema, self.optimizer, self.log)
             self.step = int(state["step"])
             self.nonfinite_total = int(state.get("nonfinite_total", 0))
-        self.ddp = None
+        self.ddp = self.lock = None
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
@@ -180,6 +182,8 @@ class Trainer:
             self.log.warning("step %d: %s not written during a non-finite streak", self.step, path)
             return
         if self.rank == 0:
+            if self.lock is not None:
+                self.lock.check()
             checkpoint.save_checkpoint(path, self.model, self.ema, self.optimizer, self.step,
                                        nonfinite_total=self.nonfinite_total)
 
@@ -212,23 +216,27 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------
     def run(self):
         main = self.rank == 0
-        lock = run_utils.lock_workdir(self.workdir) if main else None  # before anything is written
+        self.lock = workdirs.Lock(self.workdir) if main else None  # before anything is written
         try:
             return self._run(main)
         finally:
-            if lock is not None:
-                lock.close()
+            if self.lock is not None:
+                self.lock.close()
 
     def _run(self, main):
         cfg, t, log = self.config, self.config.training, self.log
         # 1. the workdir (rank 0): folders, log file, what killed writes left, the config
         if main:
+            workdirs.check_ours(self.workdir)  # again, now that no other training can write to it
+            workdirs.claim(self.workdir)
             os.makedirs(os.path.join(self.workdir, "checkpoints"), exist_ok=True)
             log = self.log = run_utils.setup_logging(os.path.join(self.workdir, "log.txt"))
-            for path in run_utils.remove_orphan_temporaries(self.workdir):
-                log.info("removed %s, left by a checkpoint write that was killed", path)
-            with open(os.path.join(self.workdir, "config.json"), "w") as f:
-                f.write(cfg.to_json_best_effort(indent=2))
+            for path in self.unreadable:  # else the step that wrote it would overwrite it
+                if os.path.exists(path):
+                    log.warning("unreadable checkpoint %s set aside as %s", path, checkpoint.set_aside(path))
+            for path in workdirs.remove_orphan_temporaries(self.workdir):
+                log.info("removed %s, left by a write that was killed", path)
+            files.write_text(os.path.join(self.workdir, "config.json"), cfg.to_json_best_effort(indent=2))
             log.info("training %s with %s (%.2fM parameters) on %s x%d, data %s %s; step %d of %d%s",
                      t.sde, cfg.model.name, sum(p.numel() for p in self.model.parameters()) / 1e6, self.device,
                      self.world, cfg.data.dataset, tuple(self.dataset.shape), self.step, t.n_iters,

@@ -13,7 +13,7 @@ import torch
 
 from conftest import ROOT
 from conftest import tiny_config as shrunk
-from pfgm import checkpoint, config_checks, datasets, evaluate, train
+from pfgm import checkpoint, config_checks, datasets, evaluate, train, workdir
 
 pytestmark = pytest.mark.e2e
 CLEAN = (config_checks.ConfigError, datasets.DataError, checkpoint.CheckpointError)
@@ -166,6 +166,7 @@ def test_broken_checkpoints_fail_cleanly(trained, tmp_path):
     for name, state in (("other", other), ("no_model", no_model)):
         work = tmp_path / name
         (work / "checkpoints").mkdir(parents=True)
+        workdir.claim(str(work))  # a workdir of this package: training may resume in it
         torch.save(state, work / "checkpoints" / "checkpoint_10.pth")
         before = digest(work)
         with pytest.raises(checkpoint.CheckpointError, match="checkpoint_10.pth"):

@@ -155,9 +155,9 @@ def test_a_nan_network_ends_eval_in_seconds_with_an_error(tmp_path):
 def test_a_second_training_on_a_busy_workdir_is_refused_at_once(tmp_path):
     """Two trainings would interleave loss.csv and leave a config.json describing the other's
     checkpoints. The lock is the OS's (flock): released even when its holder is SIGKILLed."""
-    from pfgm import run_utils
+    from pfgm import workdir
     work = tmp_path / "run"
-    held = run_utils.lock_workdir(str(work))
+    held = workdir.Lock(str(work))
     try:
         p = start(work)
         _, err = p.communicate(timeout=120)
