@@ -12,7 +12,8 @@ import torch
 
 from conftest import ROOT
 from conftest import tiny_config as shrunk
-from pfgm import checkpoint, train, workdir
+from pfgm import checkpoint, models, train, workdir
+from pfgm.models.ema import ExponentialMovingAverage
 
 
 def tiny_config(n_iters=10, **model):
@@ -20,10 +21,10 @@ def tiny_config(n_iters=10, **model):
                   snapshot_freq_for_preemption=5, eval_freq=1000, model=dict(nf=16, num_layers=2, **model))
 
 
-def fresh_parts(config, tmp_path):
-    """(model, ema, optimizer) of a freshly built run, nothing written."""
-    t = train.Trainer(config, str(tmp_path / "scratch"))
-    return t.model, t.ema, t.optimizer
+def fresh_parts(config, tmp_path=None):
+    """(model, ema, optimizer) as a fresh run builds them."""
+    model = models.build(config, "cpu")
+    return model, ExponentialMovingAverage(model, config.model.ema_rate), train.build_optimizer(config, model.parameters())
 
 
 def marked(folder):

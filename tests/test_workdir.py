@@ -22,6 +22,7 @@ def foreign_folder(folder):
     return folder
 
 
+@pytest.mark.e2e
 def test_training_refuses_a_folder_of_someone_elses_files(tmp_path):
     work = foreign_folder(tmp_path / "theirs")
     before = tree_digest(work)
