@@ -1,6 +1,7 @@
 """Defaults shared by the CIFAR-10 configs (PFGM and the diffusion baselines), and the bases they start
 from: get_pfgm_config() for configs/poisson/cifar10_*, get_sde_config(sde) for the score-SDE baselines,
-get_pfgmpp_config(aug_dim) for configs/pfgmpp/cifar10_*.
+get_pfgmpp_config(aug_dim) for configs/pfgmpp/cifar10_ncsnpp*, get_pfgmpp_songunet_config(aug_dim, label_dim) for
+the original's runs (configs/pfgmpp/cifar10_songunet_*).
 
 Values are those of the official PFGM code's CIFAR-10 defaults (Xu et al. 2022,
 github.com/Newbeeer/Poisson_flow, configs/default_cifar10_configs.py). Every key a model file may
@@ -14,8 +15,9 @@ Fixes and clean-ups relative to the official defaults:
     model.sigma_end, data.root, and the eval keys of set_likelihood and set_eval_outputs.
   - sampling.vs (a verbosity flag) is dropped.
 """
-from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_ema, set_eval, set_image_data, set_loop, set_optim,
-                                   set_pfgm, set_sampler, set_sde_scales)
+from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_edm_protocol, set_edm_recipe, set_ema,
+                                   set_eval, set_image_data, set_loop, set_optim, set_pfgm, set_sampler,
+                                   set_sde_scales, set_songunet)
 # set_ncsnpp lived here once: config files written then import it from this module.
 from configs.default_common import set_ncsnpp  # noqa: F401
 
@@ -61,16 +63,25 @@ def get_sde_config(sde):
     return config
 
 
-def get_pfgmpp_config(aug_dim):
-    """PFGM++ on CIFAR-10 with the original's settings (its README's NCSN++ runs, on EDM's CIFAR-10 recipe):
-    batch 512, Adam lr 1e-3 warmed up over 10M images (19531 steps), EMA half-life 0.5M images (per step
-    0.5^(512 / 500000) = 0.99929), dropout 0.13, 200M images (390625 steps); 18 Heun levels (35 NFE).
-    Not reproduced: EDM's non-leaking augmentation (p = 0.12)."""
+def get_pfgmpp_config(aug_dim, augment_p=0.0):
+    """PFGM++ on CIFAR-10 with the original's recipe (its README's NCSN++ runs, on EDM's CIFAR-10 recipe;
+    configs/default_common.set_edm_recipe): batch 512, Adam lr 1e-3 ramped over 10M images, no gradient
+    clipping (nan_to_num), EMA half-life 0.5M images ramped up by 0.05, dropout 0.13, 200M images (390625
+    steps), the augmentation pipe at augment_p (the original: 0.12; it needs a network with augment_dim, the
+    SongUNet configs); 18 Heun levels (35 NFE); 50k samples with per-image seeds, rounded to uint8."""
     config = get_default_configs()
     pfgmpp_run(config, aug_dim=aug_dim, batch_size=512)
-    config.training.n_iters = 390625
+    set_edm_recipe(config, batch_size=512, lr=1e-3, mimg=200, augment_p=augment_p)
+    set_edm_protocol(config)
     config.model.dropout = 0.13
-    config.model.ema_rate = 0.5 ** (512 / 500000)
-    config.optim.lr = 1e-3
-    config.optim.warmup = 19531
+    return config
+
+
+def get_pfgmpp_songunet_config(aug_dim, label_dim=0):
+    """The original's CIFAR-10 runs (its README's rows): get_pfgmpp_config with EDM's SongUNet in its NCSN++
+    settings (model_channels 128, channel_mult [2, 2, 2], 4 blocks, attention at 16x16, Fourier noise
+    embedding, residual encoder, [1, 3, 3, 1] resampling), dropout 0.13, the augmentation pipe at 0.12
+    conditioning the network (augment_dim 9), label_dim classes (10: class-conditional)."""
+    config = get_pfgmpp_config(aug_dim, augment_p=0.12)
+    set_songunet(config.model, "ncsnpp", dropout=0.13, augment_dim=9, label_dim=label_dim)
     return config

@@ -1,5 +1,5 @@
-"""PFGM++ with NCSN++ on CIFAR-10, D = 128 (the original's README: FID 1.92); otherwise
-configs/pfgmpp/cifar10_ncsnpp.py."""
+"""PFGM++ with score_sde's NCSN++ on CIFAR-10, D = 128; otherwise configs/pfgmpp/cifar10_ncsnpp.py (the
+original's D = 128 run, FID 1.92, is configs/pfgmpp/cifar10_songunet_ncsnpp_d128.py)."""
 from configs.pfgmpp import cifar10_ncsnpp
 
 
