@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Keys that define an equal budget for the CPU comparison; differences are printed, not hidden.
 BUDGET_KEYS = ["training.n_iters", "training.small_batch_size", "model.name", "model.nf", "model.ch_mult",
                "model.num_res_blocks", "model.attn_resolutions", "model.ema_rate", "optim.lr",
-               "optim.warmup", "optim.grad_clip", "data.dataset", "seed"]
+               "optim.warmup", "optim.grad_clip", "data.dataset", "seed", "model.model_channels",
+               "model.channel_mult", "model.num_blocks", "training.augment_p"]
 
 
 def load_config(path):

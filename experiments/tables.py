@@ -17,6 +17,9 @@ file and overrides), a sampler (config.sampling overrides) and the paper number 
                                                                     35/13/9/5 NFE, weights quantized to 6/5 bits
   pfgmpp_toy   -                                                     2-D checkerboard: PFGM++ for D = 1 ... inf
   pfgmpp_convergence -                                               digits-FID of each PFGM++ model per snapshot
+  pfgmpp_songunet -                                                  digits: PFGM++ with NCSN++ vs SongUNet (equal
+                                                                    parameters), with / without augmentation
+  pfgmpp_songunet_convergence -                                      the same models per snapshot
 
 Several rows share one model (the RK45 and Euler rows of PFGM DDPM++ use the same network).
 
@@ -283,7 +286,38 @@ def _cpu_tables(rk45_tol, n_iters=None):
                             for d in PFGMPP_D for step in CONVERGENCE_STEPS if step <= last]),
         "pfgmpp_toy": Table("pfgmpp_toy", "2-D checkerboard: PFGM++ from D = 1 to D = inf", "toy",
                             rows=_pfgmpp_rows("toy", "configs/pfgmpp/toy2d.py", bits=())),
+        **_songunet_tables(last),
     }
+
+
+# The CPU analogue of the original's network and augmentation: PFGM++ D = 128 on the digits with score_sde's
+# small NCSN++ (nf 32) against EDM's SongUNet in its NCSN++ settings scaled down to the same parameter count
+# (model_channels 32 at two levels: 753k against 749k), without and with EDM's augmentation pipe at the
+# original's p = 0.12; the same steps, images per step and optimizer for all three.
+_SONGUNET = {"model.model_channels": 32}
+PP_NETWORKS = (
+    ("digits_pp_ncsnpp", "configs/pfgmpp/digits_ddpmpp.py", {}, "score_sde NCSN++ nf 32"),
+    ("digits_pp_songunet", "configs/pfgmpp/digits_songunet.py", _SONGUNET, "SongUNet NCSN++ 32 channels"),
+    ("digits_pp_songunet_aug", "configs/pfgmpp/digits_songunet.py",
+     dict(_SONGUNET, **{"model.augment_dim": 9, "training.augment_p": 0.12}), "SongUNet, augmentation p = 0.12"),
+)
+
+
+def _songunet_tables(last):
+    rows, steps = [], []
+    for model, config, over, label in PP_NETWORKS:
+        for n in (18, 7):
+            rows.append(Row(f"{model}_heun{n}", f"PFGM++ D = 128, {label}, Heun {n} ({2 * n - 1} NFE)", model,
+                            config, over, dict(method="ode", ode_solver="heun", N=n), paper=None,
+                            source="CPU analogue of the original's SongUNet and augmentation (no paper number)"))
+        steps += [Row(f"{model}_step{step}", f"{label}, step {step}", model, config, over, _EDM_HEUN, paper=None,
+                      source="convergence check", step=step) for step in CONVERGENCE_STEPS if step <= last]
+    return {"pfgmpp_songunet": Table("pfgmpp_songunet", "Digits 8x8: PFGM++ (D = 128) with score_sde's NCSN++ vs "
+                                     "EDM's SongUNet (equal parameters), with and without EDM's augmentation",
+                                     "digits", rows=rows),
+            "pfgmpp_songunet_convergence": Table(
+                "pfgmpp_songunet_convergence", "Digits 8x8: digits-FID (Heun 18) of the NCSN++ / SongUNet PFGM++ "
+                "models along their training", "digits", rows=steps)}
 
 
 def tables(scale, rk45_tol=1e-3, n_iters=None):

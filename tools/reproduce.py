@@ -3,7 +3,8 @@
   python tools/reproduce.py TABLE --workdir DIR [--scale gpu|cpu] [flags]
 
 TABLE: cifar10, euler, weak, celeba64, bedroom, pfgmpp (gpu scale); cifar10, euler, pc, weak, convergence,
-toy, pfgmpp, pfgmpp_toy (cpu scale: 8x8 digits and 2-D toy data, trained here); several joined by commas;
+toy, pfgmpp, pfgmpp_toy, pfgmpp_songunet[_convergence] (cpu scale: 8x8 digits and 2-D toy data, trained
+here); several joined by commas;
 or all. Checkpoints are read from DIR/<model>/checkpoints/; at
 the cpu scale missing ones are trained (--n_iters for every model alike). Results are cached per
 (checkpoint, sampler, number of samples) under DIR/<model>/reproduce/, so a second run only prints.
@@ -13,6 +14,8 @@ Writes DIR/<table>_<scale>.md, .csv, .tex and, where useful, DIR/<table>_<scale>
       --report docs/reproduce_cpu.md
   OMP_NUM_THREADS=1 python tools/reproduce.py pfgmpp_toy,pfgmpp --scale cpu --workdir runs/study_cpu \
       --n_iters 6000 --toy_n_iters 10000 --report docs/pfgmpp_cpu.md
+  OMP_NUM_THREADS=1 python tools/reproduce.py pfgmpp_songunet,pfgmpp_songunet_convergence --scale cpu \
+      --workdir runs/pfgmpp_songunet_cpu --n_iters 6000 --report docs/pfgmpp_songunet_cpu.md
   python tools/reproduce.py cifar10 --scale cpu --workdir runs/reproduce_cpu --n_iters 600 --bpd   # + bits/dim
   python tools/reproduce.py toy --scale cpu --workdir runs/toy_rows --models toy_pfgm \
       --model_dir toy_pfgm=runs/toy2d        # PFGM's 9 toy rows from the quick start's model, nothing trained
