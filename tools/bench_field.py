@@ -9,6 +9,10 @@ and prints time and extra peak memory, with the ratios the project's goals are s
 
   python tools/bench_field.py                 # B=128, L=1024 and 4096, N=3072
   python tools/bench_field.py --L 1024 --repeats 3
+
+Defaults suit a shared machine: one thread per child (two threads that wait on each other lose most
+when another job holds a core) and the median of 21 timed calls, or of as many as fit in --max_seconds
+(at least 3) for the slow broadcast; with 5 calls a busy neighbour moved one figure from 14 to 254 ms.
 """
 import argparse
 import json
@@ -41,7 +45,7 @@ def current_rss():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def child(variant, B, L, N, repeats, device):
+def child(variant, B, L, N, repeats, device, max_seconds):
     import torch
 
     from pfgm import poisson
@@ -69,19 +73,19 @@ def child(variant, B, L, N, repeats, device):
             extra = torch.cuda.max_memory_allocated() - base_cuda
         else:
             extra = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-        times = []
-        for _ in range(repeats):
+        times, start = [], time.perf_counter()
+        while len(times) < repeats and (len(times) < 3 or time.perf_counter() - start < max_seconds):
             t = time.perf_counter()
             fn()
             sync()
             times.append(time.perf_counter() - t)
     times.sort()
-    print(json.dumps(dict(time=times[len(times) // 2], extra_bytes=max(extra, 0))))
+    print(json.dumps(dict(time=times[len(times) // 2], calls=len(times), extra_bytes=max(extra, 0))))
 
 
-def run_child(variant, B, L, N, repeats, device, threads):
+def run_child(variant, B, L, N, repeats, device, threads, max_seconds):
     cmd = [sys.executable, __file__, "--_child", variant, "--B", str(B), "--L", str(L), "--N", str(N),
-           "--repeats", str(repeats), "--device", device]
+           "--repeats", str(repeats), "--device", device, "--max_seconds", str(max_seconds)]
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -96,9 +100,12 @@ def main():
     p.add_argument("--B", type=int, default=128)
     p.add_argument("--L", type=int, nargs="+", default=[1024, 4096])
     p.add_argument("--N", type=int, default=3072)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=21, help="timed calls per variant (the median is reported)")
+    p.add_argument("--max_seconds", type=float, default=20.0,
+                   help="stop timing a variant after this long (at least 3 calls)")
     p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for the children (0: default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="OMP_NUM_THREADS for the children (default 1; 0: torch's default, all cores)")
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.device is None:
@@ -106,21 +113,22 @@ def main():
 
         a.device = "cuda" if torch.cuda.is_available() else "cpu"
     if a._child:
-        return child(a._child, a.B, a.L[0], a.N, a.repeats, a.device)
+        return child(a._child, a.B, a.L[0], a.N, a.repeats, a.device, a.max_seconds)
 
-    print(f"field target, B={a.B}, N={a.N}, float32, device {a.device}, median of {a.repeats}\n")
-    print("| L | variant | time (ms) | extra peak memory (MiB) |")
-    print("|---|---|---|---|")
+    print(f"field target, B={a.B}, N={a.N}, float32, device {a.device}, threads {a.threads or 'default'}, "
+          f"median of up to {a.repeats} calls ({a.max_seconds:g} s cap)\n")
+    print("| L | variant | time (ms) | calls | extra peak memory (MiB) |")
+    print("|---|---|---|---|---|")
     summary = []
     for L in a.L:
         res = {}
         for variant in ("pfgm", "matmul", "broadcast"):
-            r, err = run_child(variant, a.B, L, a.N, a.repeats, a.device, a.threads)
+            r, err = run_child(variant, a.B, L, a.N, a.repeats, a.device, a.threads, a.max_seconds)
             res[variant] = r
             if r is None:
-                print(f"| {L} | {variant} | failed: {err} | |")
+                print(f"| {L} | {variant} | failed: {err} | | |")
             else:
-                print(f"| {L} | {variant} | {1e3 * r['time']:.1f} | {r['extra_bytes'] / 2**20:.1f} |")
+                print(f"| {L} | {variant} | {1e3 * r['time']:.1f} | {r['calls']} | {r['extra_bytes'] / 2**20:.1f} |")
         summary.append((L, res))
     print()
     for L, res in summary:
