@@ -95,5 +95,5 @@ def measure(table, config, samples, dataset, ctx):
     metric, why = ctx.inception(table.dataset, run_utils.resolve_device(config.device))
     if metric is None:
         return dict(out, missing=why)
-    m = metric(s)
+    m = metric(s, uint8=config.eval.uint8)  # the row's paper's protocol
     return dict(out, metrics={"fid": m["fid"], "is_": m.get("inception_score")})

@@ -13,8 +13,9 @@ file and overrides), a sampler (config.sampling overrides) and the paper number 
   celeba64     PFGM DDPM++ on CelebA 64                              (no CPU analogue)
   bedroom      PFGM DDPM++ on LSUN bedroom 256                       (no CPU analogue)
   toy          -                                                     2-D checkerboard: RK45, Euler, Heun, PC
-  pfgmpp       CIFAR-10 NCSN++: PFGM++ D = 128, 2048 and EDM (D = inf) digits: PFGM++ for D = 1 ... inf, Heun at
-                                                                    35/13/9/5 NFE, weights quantized to 6/5 bits
+  pfgmpp       CIFAR-10 SongUNet NCSN++, the README's rows (D = 128,   digits: PFGM++ for D = 1 ... inf, Heun at
+               2048, 2048 cond., EDM): min FID of 3 seed sets       35/13/9/5 NFE, weights quantized to 6/5 bits
+  pfgmpp_ffhq64  FFHQ 64 SongUNet DDPM++: D = 128 and EDM            -
   pfgmpp_toy   -                                                     2-D checkerboard: PFGM++ for D = 1 ... inf
   pfgmpp_convergence -                                               digits-FID of each PFGM++ model per snapshot
   pfgmpp_songunet -                                                  digits: PFGM++ with NCSN++ vs SongUNet (equal
@@ -46,6 +47,8 @@ class Row:
     published: str = ""          # where a published checkpoint for `model` comes from
     step: int = None             # evaluate checkpoint_<step>.pth instead of the run's final one (cpu)
     quantize_bits: int = None    # sample with every weight tensor rounded to 2^bits levels (robustness)
+    seed_sets: tuple = ()        # first seeds of per-image seed sets: one sample set each, the row reports the
+                                 # minimum FID over them (the PFGM++ / EDM protocol); () = one random stream
 
 
 @dataclasses.dataclass
@@ -140,12 +143,15 @@ def _gpu_tables():
                   sampler=_RK45, paper=dict(fid=3.68, is_="–", nfe="~110"), source="PF:README", published=_PF)]
     bedroom = [Row("pfgm_bedroom", "PFGM, DDPM++, LSUN bedroom 256", "pfgm_bedroom", "configs/poisson/bedroom_ddpmpp.py",
                    sampler=_RK45, paper=dict(fid=13.66, is_="–", nfe="~122"), source="PF:README", published=_PF)]
-    pp = "configs/pfgmpp/cifar10_ncsnpp.py"
     pp_paper = "github.com/Newbeeer/pfgmpp README (checkpoint table)"
-    pfgmpp_rows = [Row(f"pfgmpp_d{_d_tag(d)}", f"{_d_label(d)}, NCSN++, Heun 18", f"pfgmpp_ncsnpp_d{_d_tag(d)}", pp,
-                       {"training.aug_dim": float(d)}, _EDM_HEUN, dict(fid=fid, is_=NOT_TRANSCRIBED, nfe=35),
-                       source=pp_paper + ("; EDM" if math.isinf(d) else ""), published=pp_paper)
-                   for d, fid in ((128, 1.92), (2048, 1.91), (math.inf, 1.98))]
+    pfgmpp_rows = [_pp_row(name, label, fid, pp_paper) for name, label, fid in (
+        ("cifar10_songunet_ncsnpp_d128", "PFGM++ D = 128, NCSN++", 1.92),
+        ("cifar10_songunet_ncsnpp_d2048", "PFGM++ D = 2048, NCSN++", 1.91),
+        ("cifar10_songunet_ncsnpp_d2048_cond", "PFGM++ D = 2048, NCSN++, class-conditional", 1.74),
+        ("cifar10_songunet_ncsnpp_edm", "EDM (PFGM++ D = inf), NCSN++", 1.98))]
+    ffhq_rows = [_pp_row(name, label, fid, pp_paper) for name, label, fid in (
+        ("ffhq64_songunet_ddpmpp_d128", "PFGM++ D = 128, DDPM++", 2.43),
+        ("ffhq64_songunet_ddpmpp_edm", "EDM (PFGM++ D = inf), DDPM++", 2.53))]
     return {
         "cifar10": Table("cifar10", "CIFAR-10: FID / IS / NFE, PFGM and the SDE baselines", "images", "cifar10",
                          cifar, "Baseline rows are from score_sde's README: check them against the PFGM PDF."),
@@ -157,12 +163,24 @@ def _gpu_tables():
                          "The original code uses TF-Hub Inception-v3 feature_vector features at 256 px; "
                          "pool3 FID here is not the same number."),
         "pfgmpp": Table("pfgmpp", "CIFAR-10: PFGM++ (D extra dimensions) and its D = inf limit, EDM", "images",
-                        "cifar10", pfgmpp_rows, "The published checkpoints are EDM pickles (SongUNet), which "
-                        "do not load into this package's NCSN++: the rows need models trained here."),
+                        "cifar10", pfgmpp_rows, _PP_NOTE),
+        "pfgmpp_ffhq64": Table("pfgmpp_ffhq64", "FFHQ 64: PFGM++ D = 128 and EDM", "images", "ffhq64", ffhq_rows,
+                               _PP_NOTE),
     }
 
 
 _EDM_HEUN = dict(method="ode", ode_solver="heun", N=18)
+PP_SEED_SETS = (0, 50000, 100000)  # the PFGM++ README's --seeds=0-49999, 50000-99999, 100000-149999
+_PP_NOTE = ("FID: the minimum over 3 sets of samples (seeds 0, 50000 and 100000 on; 50,000 each by default), as "
+            "the PFGM++ README reports it; samples rounded to uint8 as EDM's generate.py. Import a released "
+            "checkpoint with `python tools/import_checkpoint.py FILE --workdir DIR/<model>` or train the config.")
+
+
+def _pp_row(name, label, fid, source):
+    """A README row of the original: its config, EDM's Heun 18 (35 NFE), 3 seed sets."""
+    return Row(f"pfgmpp_{name}", f"{label}, Heun 18", f"pfgmpp_{name}", f"configs/pfgmpp/{name}.py", {}, _EDM_HEUN,
+               dict(fid=fid, is_=NOT_TRANSCRIBED, nfe=35), source=source + " (min of 3 seed sets)", published=source,
+               seed_sets=PP_SEED_SETS)
 # PFGM++ study: the D values, the Heun levels (NFE 2N - 1: 35, 13, 9, 5) and the weight precisions
 PFGMPP_D = (1, 8, 64, 512, 2048, math.inf)
 PFGMPP_STEPS = (18, 7, 5, 3)

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -171,3 +172,35 @@ def test_convergence_verdicts():
     a, b = report.convergence_verdicts(rows, results)
     assert a.startswith("a: 1000: 30, 2000: 12, 3000: 12.5; best 12 at step 2000") and a.endswith("stopped improving")
     assert b.endswith("NOT converged by this rule")
+
+
+@pytest.mark.e2e  # runs the experiment driver
+def test_seed_sets_report_the_minimum_over_sets(tmp_path, monkeypatch):
+    """A row with seed_sets samples each set from its per-image seeds and reports the smallest value (the
+    PFGM++ README's protocol); each set is cached apart, and set 0 is the images of seeds 0..n-1."""
+    values = iter([3.0, 1.5, 2.0])
+    seen = []
+
+    def stand_in(samples, reference):
+        seen.append(samples)
+        return next(values)
+
+    row = tables.Row("pp", "PFGM++ digits", "digits_pp", "configs/pfgmpp/digits_ddpmpp.py",
+                     sampler=dict(method="ode", ode_solver="heun", N=3), paper=None, seed_sets=(0, 7, 100))
+    fake = {"pp_sets": tables.Table("pp_sets", "seed sets", "digits", rows=[row])}
+    monkeypatch.setattr(tables, "tables", lambda *a, **kw: fake)
+    kw = dict(scale="cpu", n_iters=2, num_samples=6, log=lambda m: None, digits_metric=("stand-in", stand_in))
+    _, _, (result,) = runner.run_table("pp_sets", str(tmp_path), **kw)["pp_sets"]
+    assert result["metrics"]["fid"] == 1.5 and "minimum FID over 3 seed sets" in result["note"]
+    assert "3 (seeds 0-5)" in result["note"] and "1.5 (seeds 7-12)" in result["note"]
+    cached = sorted(f for f in os.listdir(tmp_path / "digits_pp" / "reproduce") if f.endswith(".json"))
+    assert len(cached) == 3 and all("_seeds" in f for f in cached)
+    # seeds 7..12 overlap nothing of 0..5; seeds 0..5 again give the first set's images
+    from pfgm import checkpoint, methods
+    from experiments import configs
+    config = configs.build_config(row, dict(runner.DEFAULTS, **kw, workdir=str(tmp_path)))
+    model = checkpoint.load_ema_model(config, result["checkpoint"], "cpu")
+    again, _ = methods.get_method(config).sample_in_batches(model, 6, (1, 8, 8), 4, seeds=range(6), N=3,
+                                                            convert=lambda x: ((x + 1) / 2).float().numpy())
+    np.testing.assert_allclose(np.clip(again, 0, 1), seen[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(seen[0], seen[1])

@@ -2,7 +2,7 @@
 
   python tools/reproduce.py TABLE --workdir DIR [--scale gpu|cpu] [flags]
 
-TABLE: cifar10, euler, weak, celeba64, bedroom, pfgmpp (gpu scale); cifar10, euler, pc, weak, convergence,
+TABLE: cifar10, euler, weak, celeba64, bedroom, pfgmpp, pfgmpp_ffhq64 (gpu scale); cifar10, euler, pc, weak, convergence,
 toy, pfgmpp, pfgmpp_toy, pfgmpp_songunet[_convergence] (cpu scale: 8x8 digits and 2-D toy data, trained
 here); several joined by commas;
 or all. Checkpoints are read from DIR/<model>/checkpoints/; at
@@ -45,6 +45,7 @@ flags.DEFINE_string("inception_weights", "", "FID Inception weights (pt_inceptio
 flags.DEFINE_string("fid_stats_cifar10", "", "FID statistics .npz of the CIFAR-10 training set.")
 flags.DEFINE_string("fid_stats_celeba64", "", "FID statistics .npz of CelebA 64.")
 flags.DEFINE_string("fid_stats_bedroom", "", "FID statistics .npz of LSUN bedroom 256.")
+flags.DEFINE_string("fid_stats_ffhq64", "", "FID statistics .npz of FFHQ 64 (e.g. EDM's fid-refs/ffhq-64x64.npz).")
 flags.DEFINE_bool("bpd", False, "Also the bits/dim of each model on the test split (probability-flow ODE).")
 flags.DEFINE_integer("bpd_num_samples", 0, "Test images for bits/dim (0: the whole split).")
 flags.DEFINE_integer("bpd_repeats", None, "Passes over them, fresh dequantization and probes (default 5 gpu, 1 cpu).")
@@ -82,6 +83,7 @@ def main(argv):
             rk45_tol=FLAGS.rk45_tol, train=FLAGS.train, device=FLAGS.device,
             inception_weights=FLAGS.inception_weights, fid_stats_cifar10=FLAGS.fid_stats_cifar10,
             fid_stats_celeba64=FLAGS.fid_stats_celeba64, fid_stats_bedroom=FLAGS.fid_stats_bedroom,
+            fid_stats_ffhq64=FLAGS.fid_stats_ffhq64,
             bpd=FLAGS.bpd, bpd_num_samples=FLAGS.bpd_num_samples, bpd_repeats=FLAGS.bpd_repeats,
             bpd_tol=FLAGS.bpd_tol, report=FLAGS.report, snapshot_every=FLAGS.snapshot_every,
             models=FLAGS.models, model_dirs=model_dirs,

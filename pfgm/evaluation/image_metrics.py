@@ -21,12 +21,12 @@ class InceptionMetrics:
         self.model = inception.load_inception(weights or None, device=device)
         self.device, self.batch_size, self.uint8 = device, batch_size, uint8
 
-    def __call__(self, samples):
+    def __call__(self, samples, uint8=None):
         # generated images are clipped to the valid range, as every FID protocol does before uint8
         samples = np.clip(np.asarray(samples), 0.0, 1.0)
         if samples.shape[1] == 1:  # grey images: the Inception network wants RGB
             samples = np.repeat(samples, 3, axis=1)
-        images = to_rgb_uint8(samples.transpose(0, 2, 3, 1), name="samples", mode=self.uint8)  # eval.uint8
+        images = to_rgb_uint8(samples.transpose(0, 2, 3, 1), name="samples", mode=uint8 or self.uint8)  # eval.uint8
         feats, logits = fid.compute_activations(images, self.model, self.batch_size, self.device)
         mu, sigma = fid.activation_statistics(feats)
         out = dict(fid=fid.frechet_distance(mu, sigma, self.mu, self.sigma))
