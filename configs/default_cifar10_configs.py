@@ -15,9 +15,10 @@ Fixes and clean-ups relative to the official defaults:
     model.sigma_end, data.root, and the eval keys of set_likelihood and set_eval_outputs.
   - sampling.vs (a verbosity flag) is dropped.
 """
-from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_edm_protocol, set_edm_recipe, set_ema,
+from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_ema,
                                    set_eval, set_image_data, set_loop, set_optim, set_pfgm, set_sampler,
                                    set_sde_scales, set_songunet)
+from configs.default_edm import set_edm_protocol, set_edm_recipe
 # set_ncsnpp lived here once: config files written then import it from this module.
 from configs.default_common import set_ncsnpp  # noqa: F401
 

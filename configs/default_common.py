@@ -9,8 +9,7 @@
   set_sde_scales the VE / VP / sub-VP SDEs' model keys (sigma_*, beta_*, num_scales)
   set_optim      the optimizer's keys
   set_ema        the EMA's keys (fixed rate, or EDM's half-life and ramp-up)
-  set_edm_recipe EDM's training loop as the PFGM++ code runs it (lr ramp, EMA half-life, no clipping, augmentation)
-  set_edm_protocol  the PFGM++ / EDM evaluation (50k samples, per-image seeds, rounding)
+  (EDM's training recipe and evaluation protocol, as the PFGM++ code runs them: configs/default_edm.py)
   set_pfgm       PFGM's hyperparameters (M, tau, gamma, z_max, z_min, upper_norm, z_exp, sigma_end)
   pfgm_run       what every PFGM training config sets over its data set's defaults (sde, batch sizes, sampler)
   sde_run        the same for the score-SDE baselines (VE, VP, sub-VP)
@@ -301,38 +300,6 @@ def pfgmpp_run(config, *, aug_dim, batch_size, sigma_max=80.0, sigma_min=0.002, 
     sampling.S_min = 0.0
     sampling.S_max = float("inf")
     sampling.S_noise = 1.0
-    return config
-
-
-def set_edm_recipe(config, *, batch_size, lr=1e-3, mimg=200, lr_rampup_kimg=10000, ema_halflife_kimg=500,
-                   ema_rampup_ratio=0.05, augment_p=0.0):
-    """EDM's training loop as the PFGM++ code runs it (github.com/Newbeeer/pfgmpp, train.py and
-    training/training_loop.py defaults): `batch_size` images per step, all trained, for `mimg` million
-    images; Adam (0.9, 0.999, eps 1e-8) at lr, ramped over lr_rampup_kimg thousand images, no gradient
-    clipping but nan_to_num of the gradients; the EMA's half-life ema_halflife_kimg thousand images,
-    ramped up by ema_rampup_ratio; the loss summed over each image and averaged over the batch
-    (training.reduce_mean False); the augmentation pipe at augment_p (its 9 labels condition the network:
-    model.augment_dim 9; its x-flips replace the data set's, EDM's --xflip being False by default).
-    model.ema_rate is set to the half-life's per-step decay, for reading only (EDM's rule is used)."""
-    t = config.training
-    t.batch_size = t.small_batch_size = batch_size
-    t.n_iters = int(round(mimg * 1e6 / batch_size))
-    t.reduce_mean = False
-    t.augment_p = augment_p
-    if augment_p > 0:
-        config.model.augment_dim = 9
-        config.data.random_flip = False
-    set_optim(config, lr=lr, warmup=0, lr_rampup_kimg=lr_rampup_kimg, grad_clip=0.0, nonfinite_grads="nan_to_num")
-    set_ema(config.model, rate=0.5 ** (batch_size / (ema_halflife_kimg * 1000)), halflife_kimg=ema_halflife_kimg,
-            rampup_ratio=ema_rampup_ratio)
-    return config
-
-
-def set_edm_protocol(config, *, num_samples=50000, first_seed=0):
-    """The PFGM++ / EDM evaluation: num_samples samples, image i from seed first_seed + i (generate.py
-    --seeds; the README's 3 sets are first_seed 0, 50000, 100000 and it reports the minimum FID),
-    rounded to uint8 as generate.py does."""
-    config.eval.update(num_samples=num_samples, first_seed=first_seed, uint8="round", enable_sampling=True)
     return config
 
 

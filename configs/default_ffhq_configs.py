@@ -3,7 +3,8 @@ ffhq-ddpm-D-inf): the CIFAR-10 defaults with FFHQ's images as a folder (data.roo
 64x64, e.g. extracted from EDM's dataset_tool.py zip; 1/20 of them held out for the eval loss, as for any
 folder without a split), and get_pfgmpp_config(aug_dim), the original's FFHQ recipe."""
 from configs.default_cifar10_configs import get_default_configs as _cifar10_defaults
-from configs.default_common import pfgmpp_run, set_edm_protocol, set_edm_recipe, set_songunet
+from configs.default_common import pfgmpp_run, set_songunet
+from configs.default_edm import set_edm_protocol, set_edm_recipe
 
 
 def get_default_configs():
