@@ -66,7 +66,7 @@ def get_sde_config(sde):
 
 def get_pfgmpp_config(aug_dim, augment_p=0.0):
     """PFGM++ on CIFAR-10 with the original's recipe (its README's NCSN++ runs, on EDM's CIFAR-10 recipe;
-    configs/default_common.set_edm_recipe): batch 512, Adam lr 1e-3 ramped over 10M images, no gradient
+    configs/default_edm.set_edm_recipe): batch 512, Adam lr 1e-3 ramped over 10M images, no gradient
     clipping (nan_to_num), EMA half-life 0.5M images ramped up by 0.05, dropout 0.13, 200M images (390625
     steps), the augmentation pipe at augment_p (the original: 0.12; it needs a network with augment_dim, the
     SongUNet configs); 18 Heun levels (35 NFE); 50k samples with per-image seeds, rounded to uint8."""
