@@ -123,3 +123,19 @@ def test_nonfinite_gradient_is_skipped_or_repaired(tmp_path, mode):
     before = [p.detach().clone() for p in t.model.parameters()]
     loss, _ = t.train_step(t.global_batch(2))
     assert loss != loss and all(torch.equal(a, b) for a, b in zip(before, t.model.parameters()))
+
+
+@pytest.mark.e2e
+def test_trainer_feeds_edms_rule_the_images_seen(tmp_path):
+    """EDM's rule in the loop: the first update (0 images seen) copies the weights; the next one uses the
+    half-life of the images seen so far, min(halflife, 8 * 0.05) images."""
+    c = _config()
+    c.model.update(ema_halflife_kimg=500.0, ema_rampup_ratio=0.05)
+    t = train.Trainer(c, str(tmp_path / "run"))
+    t.train_step(t.global_batch(0))
+    params = [p.detach().clone() for p in t.model.parameters() if p.requires_grad]
+    assert all(torch.equal(s, p) for s, p in zip(t.ema.shadow_params, params))
+    t.train_step(t.global_batch(1))
+    beta = 0.5 ** (8 / (8 * 0.05))
+    for s, old, new in zip(t.ema.shadow_params, params, [p for p in t.model.parameters() if p.requires_grad]):
+        torch.testing.assert_close(s, new + beta * (old - new), rtol=1e-6, atol=1e-7)
