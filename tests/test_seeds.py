@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import shipped_config
-from pfgm import methods, models, pfgmpp, seeds
+from pfgm import methods, models, pfgmpp, sampling, seeds
 from pfgm.config_checks import ConfigError, validate
 
 
@@ -96,6 +96,13 @@ def test_churned_sampler_is_edms_algorithm_2():
             x = x_hat + (t_next - t_hat) * (0.5 * d_cur + 0.5 * d_prime)
     torch.testing.assert_close(ours, x, rtol=1e-12, atol=1e-12)
     assert nfe == 2 * steps - 1
+
+
+def test_churned_sampler_keeps_to_max_nfe():
+    drift = pfgmpp.ode_drift(lambda x, sigma: 0.5 * x)
+    s = dict(ode_solver="heun", max_nfe=6, S_churn=1.0, S_min=0.0, S_max=math.inf, S_noise=1.0)
+    with pytest.raises(sampling.TooManySteps, match="max_nfe"):
+        methods.get_method_class("pfgmpp").churned_solve(drift, torch.ones(2, 3), pfgmpp.edm_sigmas(6, 0.002, 80.0), s)
 
 
 def test_churn_with_rk45_is_refused():

@@ -146,6 +146,9 @@ class PFGMPP(Method):
             noise = seeds.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x = x + math.sqrt(t_hat ** 2 - t_cur ** 2) * s["S_noise"] * noise
             left = s["max_nfe"] - nfe if s["max_nfe"] else None
+            if left is not None and left < 1:
+                raise sampling.TooManySteps(f"the stochastic sampler passed {s['max_nfe']} network evaluations "
+                                            f"(sampling.max_nfe) at sigma = {t_cur:.6g}")
             x, k = sampling.solve(drift, x, [t_hat, t_next], solver=s["ode_solver"], last_step_euler=i == steps - 1,
                                   max_nfe=left)
             nfe += k
