@@ -64,7 +64,8 @@ def set_loop(config, *, batch_size, small_batch_size, n_iters, log_freq, eval_fr
       snapshot_sampling   whether each numbered checkpoint also draws samples with the EMA weights
       snapshot_num_samples  how many (samples/iter_{step}/)
       max_nonfinite_steps non-finite steps in a row before the run stops
-      reduce_mean         the per-sample loss: mean over coordinates (True) or half their sum (False)
+      reduce_mean         the per-sample loss: mean over coordinates (True) or their sum (False: halved for PFGM
+                          and the score SDEs as their code, whole for PFGM++ as EDM's); averaged over the batch
       continuous          continuous-time training (the only kind implemented)
       likelihood_weighting  the score-SDE baselines' g(t)^2 weighting of the DSM loss (None leaves the key out)
       augment_p           EDM's augmentation pipe at probability p (pfgm/datasets/augment.py; 0: off); its 9
