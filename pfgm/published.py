@@ -143,7 +143,12 @@ def import_checkpoint(source, workdir, data_root=""):
         top = load(source)
     except UnsafePickle as e:
         raise PublishedError(str(e)) from None
-    settings, weights = describe(top)
+    try:
+        settings, weights = describe(top)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, PublishedError):
+            raise
+        raise PublishedError(f"EDMPrecond's pickled state is incomplete or malformed ({type(e).__name__}: {e})") from None
     config_path = os.path.join(workdir, "config.py")
     if os.path.exists(config_path) or checkpoint.list_checkpoints(workdir):
         raise PublishedError(f"{workdir}: already holds a config.py or checkpoints; choose an empty --workdir")

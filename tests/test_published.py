@@ -1,7 +1,7 @@
 """Import of released EDM / PFGM++ networks (pfgm/published.py, pfgm/safe_pickle.py, tools/import_checkpoint.py).
 
-The fixtures are written here, with the structure of the originals' files: every SongUNet layer and the
-EDMPrecond around them pickled as torch_utils.persistence does it (the call
+The fixtures are written by tests/edm_pickles.py with the structure of the originals' files: every SongUNet
+layer and the EDMPrecond around them pickled as torch_utils.persistence does it (the call
 _reconstruct_persistent_obj(meta), meta carrying the class name, the state and the module's source), inside
 EDM's plain-pickled dict or PFGM++'s torch.save dict. The embedded source is a payload that would create the
 file $PFGM_PAYLOAD_MARKER if it were ever executed, and the command-line test puts a torch_utils package that
@@ -13,99 +13,33 @@ import os
 import pickle
 import subprocess
 import sys
-import types
 
 import pytest
 import torch
 
 from conftest import ROOT, shipped_config
+from edm_pickles import PAYLOAD, precond_tree, write
 from pfgm import checkpoint, methods, models, published, safe_pickle
 from pfgm.run_utils import load_config_file
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import import_checkpoint as tool  # noqa: E402
 
-PAYLOAD = "import os\nopen(os.environ['PFGM_PAYLOAD_MARKER'], 'w').write('executed')\n"
-ARCH = dict(model_channels=8, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4], embedding_type="fourier",
-            channel_mult_noise=2, encoder_type="residual", decoder_type="standard", resample_filter=[1, 3, 3, 1])
-
-
-def _reconstruct_persistent_obj(meta):  # never called: the importer must not resolve it to this
-    raise AssertionError("the original reconstruct function was called")
-
-
-class Node(torch.nn.Module):
-    """A module that pickles as a torch_utils.persistence object of class `name`."""
-
-    def __init__(self, name, **attrs):
-        super().__init__()
-        object.__setattr__(self, "_fixture_class", name)
-        for k, v in attrs.items():
-            setattr(self, k, v)
-
-    def __reduce_ex__(self, protocol):
-        state = {k: v for k, v in self.__dict__.items() if k != "_fixture_class"}
-        meta = dict(type="class", version=6, module_src=PAYLOAD, class_name=self._fixture_class, state=state)
-        return _reconstruct_persistent_obj, (meta,)
-
-
-def as_nodes(module):
-    """The same tree of parameters, buffers and submodules, each layer a Node named by its class."""
-    if isinstance(module, torch.nn.ModuleDict):
-        return torch.nn.ModuleDict({k: as_nodes(v) for k, v in module.items()})
-    node = Node(type(module).__name__)
-    for name, p in module._parameters.items():
-        node._parameters[name] = p
-    for name, b in module._buffers.items():
-        node._buffers[name] = b
-    for name, child in module._modules.items():
-        node._modules[name] = None if child is None else as_nodes(child)
-    return node
+ARCH = dict(model_channels=8, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,), embedding_type="fourier",
+            channel_mult_noise=2, encoder_type="residual", decoder_type="standard", resample_filter=(1, 3, 3, 1))
 
 
 def fixture_network(label_dim=0, augment_dim=9, pfgmpp=True, D=128, seed=0, unet_class="SongUNet",
                     precond_class="EDMPrecond"):
-    """(EDMPrecond-like Node tree around a tiny 8x8 grey SongUNet, the SongUNet's state_dict)."""
+    """(EDMPrecond-like Node tree around a tiny 8x8 grey SongUNet with O(1) random weights, its state_dict)."""
     config = shipped_config("pfgmpp/digits_songunet")
-    config.model.update({k: tuple(v) if isinstance(v, list) else v for k, v in ARCH.items()},
-                        label_dim=label_dim, augment_dim=augment_dim)
+    config.model.update(ARCH, label_dim=label_dim, augment_dim=augment_dim, dropout=0.13)
     torch.manual_seed(seed)
     unet = models.build(config, "cpu")
     with torch.no_grad():
         for p in unet.parameters():
             p.copy_(torch.randn_like(p) / max(1, p[0].numel()) ** 0.5)
-    node = as_nodes(unet)
-    object.__setattr__(node, "_fixture_class", unet_class)
-    node._init_args, node._init_kwargs = (), dict(img_resolution=8, in_channels=1, out_channels=1,
-                                                  label_dim=label_dim, augment_dim=augment_dim, dropout=0.13, **ARCH)
-    extra = dict(pfgmpp=pfgmpp, D=D, N=64) if pfgmpp is not None else {}
-    top = Node(precond_class, img_resolution=8, img_channels=1, label_dim=label_dim, use_fp16=False, sigma_min=0,
-               sigma_max=math.inf, sigma_data=0.5, _init_args=(), _init_kwargs=dict(model_type=unet_class), **extra)
-    top._modules["model"] = node
-    return top, unet.state_dict()
-
-
-def write(path, top, kind):
-    """EDM's snapshot (pickle.dump of a dict) or PFGM++'s training state (torch.save of a dict)."""
-    pkg, mod = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    mod._reconstruct_persistent_obj, pkg.persistence = _reconstruct_persistent_obj, mod
-    saved = {n: sys.modules.get(n) for n in ("torch_utils", "torch_utils.persistence")}
-    sys.modules.update({"torch_utils": pkg, "torch_utils.persistence": mod})
-    try:
-        if kind == "pkl":
-            with open(path, "wb") as f:
-                pickle.dump(dict(ema=top, loss_fn=None, augment_pipe=None, dataset_kwargs=dict(path="x.zip")), f)
-        else:
-            opt = torch.optim.Adam(top.parameters())
-            torch.save(dict(optimizer_state=opt.state_dict(), step=12345, ema=top, net=top), path)
-    finally:
-        for n, m in saved.items():
-            if m is None:
-                sys.modules.pop(n, None)
-            else:
-                sys.modules[n] = m
-    return path
+    return precond_tree(unet, config, pfgmpp, D, unet_class, precond_class), unet.state_dict()
 
 
 @pytest.fixture
