@@ -169,3 +169,9 @@ def test_import_then_eval_from_the_command_line(tmp_path, marker):
                         "--config.eval.batch_size=16"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (work / "eval" / "ckpt_12345" / "samples.npz").exists()
+
+
+def test_a_malformed_precond_state_is_refused(tmp_path, marker, capsys):
+    top, _ = fixture_network(pfgmpp=True)
+    del top.D   # PFGM++'s flag without its D
+    _refused(tmp_path, write(tmp_path / "x.pt", top, "pt"), capsys, "malformed", "D")
