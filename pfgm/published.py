@@ -5,7 +5,7 @@ Read: the `ema` entry of EDM's `network-snapshot-*.pkl` (a pickled dict) or of P
 `training-state-*.pt` (a torch.save dict whose `ema` / `net` are whole modules): an `EDMPrecond` around a
 `SongUNet`. Mapped: EDMPrecond's img_resolution, img_channels, label_dim, sigma_min, sigma_max, sigma_data and,
 for PFGM++'s, pfgmpp / D (D = inf when pfgmpp is off and for EDM's own, the diffusion limit); SongUNet's init
-arguments (EDM's defaults where absent) to the model.* keys of configs/default_common.set_songunet. Written:
+arguments (EDM's defaults where absent) to the model.* keys of configs/default_songunet.set_songunet. Written:
 DIR/config.py (a config file for --config) and DIR/checkpoints/checkpoint_<step>.pth in this package's
 layout (weights only), so `python -m pfgm.main --config DIR/config.py --workdir DIR --mode eval` samples from it.
 """
@@ -109,7 +109,7 @@ def config_text(settings, source, data_root=""):
     arch = dict(settings["arch"], label_dim=settings["label_dim"])
     lines = [f'"""Imported by tools/import_checkpoint.py from {os.path.basename(source)}: EDMPrecond(SongUNet),',
              f'D = {settings["D"]}, {res}x{res}x{ch}, label_dim {settings["label_dim"]}; eval samples from it."""',
-             "import math", "", "from configs.default_common import set_songunet",
+             "import math", "", "from configs.default_songunet import set_songunet",
              f"from {base} import get_pfgmpp_config", "", "", "def get_config():",
              f"    config = get_pfgmpp_config(aug_dim={_literal(settings['D'])})"]
     lines += [f"    config.data.{k} = {_literal(v)}" for k, v in data.items()]

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import shipped_config
-from configs.default_common import set_songunet
+from configs.default_songunet import set_songunet
 from pfgm import models, pfgmpp
 from pfgm.models.songunet import SongUNet
 from pfgm.sampling import per_sample
@@ -127,3 +127,16 @@ def test_outputs_match_the_recorded_original(name):
         d = c_skip * x + c_out * model(c_in * x, sigma, labels, aug)   # the package's call: sigma, not c_noise
     torch.testing.assert_close(f, torch.from_numpy(ref[f"{name}/F"]), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(d, torch.from_numpy(ref[f"{name}/D"]), rtol=1e-4, atol=1e-5)
+
+
+def test_set_songunet_removes_exactly_the_ncsnpp_keys_songunet_does_not_read():
+    import ml_collections
+
+    from configs.default_common import set_ncsnpp
+    from configs.default_songunet import NCSNPP_ONLY_KEYS
+    shared = {"name", "dropout", "attn_resolutions", "embedding_type", "label_dim"}
+    assert set(NCSNPP_ONLY_KEYS) == set(set_ncsnpp(ml_collections.ConfigDict())) - shared
+    c = shipped_config("pfgmpp/digits_ddpmpp")
+    set_songunet(c.model, "ddpmpp")
+    assert not set(NCSNPP_ONLY_KEYS) & set(c.model)
+    models.build(c, "cpu")

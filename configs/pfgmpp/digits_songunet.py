@@ -2,7 +2,7 @@
 resampling) on scikit-learn's 8x8 digits, D = 128: the images per step and step budget of pfgmpp/digits_ddpmpp,
 model_channels 16 at two levels (8, 4), one block each, attention at 4x4. `--config.model.encoder_type=standard`
 etc. (or set_songunet's 'ddpmpp' preset) give the DDPM++ settings."""
-from configs.default_common import set_songunet
+from configs.default_songunet import set_songunet
 from configs.default_digits_configs import get_pfgmpp_config
 
 

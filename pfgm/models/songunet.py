@@ -3,7 +3,7 @@ trains (github.com/Newbeeer/pfgmpp): score_sde's DDPM++ / NCSN++ re-laid out by 
 description. Its state_dict has the original's keys and shapes (those of a released `EDMPrecond.model`), so
 released weights load one to one (pfgm/published.py); tests/data/edm-songunet-state-dicts.json lists them.
 
-Config keys (model.*, EDM's argument names; configs/default_common.py set_songunet): model_channels,
+Config keys (model.*, EDM's argument names; configs/default_songunet.py set_songunet): model_channels,
 channel_mult, channel_mult_emb, num_blocks, attn_resolutions, dropout, label_dropout, embedding_type
 ('positional' DDPM++, 'fourier' NCSN++), channel_mult_noise, encoder_type ('standard', 'skip', 'residual'),
 decoder_type ('standard', 'skip'), resample_filter, label_dim, augment_dim; data.image_size and
