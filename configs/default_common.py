@@ -135,12 +135,15 @@ def set_eval(config, *, batch_size, num_samples, enable_sampling, enable_loss, b
 
 
 def set_image_data(config, *, dataset, root, image_size, num_channels, random_flip,
-                   centered=False, uniform_dequantization=False):
+                   centered=False, uniform_dequantization=False, num_workers=4):
     """The image data sets' keys (config.data; pfgm/datasets): the data set's name and where its files
     are (root), square images of image_size pixels with num_channels channels, random horizontal flips
-    in training, data scaled to [-1, 1] (centered) or [0, 1], and uniform dequantization noise."""
+    in training, data scaled to [-1, 1] (centered) or [0, 1], and uniform dequantization noise;
+    num_workers: the DataLoader processes decoding image files for training (folder, LSUN, CelebA;
+    0: decode in the training process; in-memory data sets ignore it)."""
     return _set(config, "data", dataset=dataset, root=root, image_size=image_size, random_flip=random_flip,
-                centered=centered, uniform_dequantization=uniform_dequantization, num_channels=num_channels)
+                centered=centered, uniform_dequantization=uniform_dequantization, num_channels=num_channels,
+                num_workers=num_workers)
 
 
 def set_sde_scales(config, *, sigma_max, sigma_min=0.01, num_scales=1000, beta_min=0.1, beta_max=20.0):

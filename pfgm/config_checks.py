@@ -77,7 +77,7 @@ def choice(config, key, choices):
 KNOWN_KEYS = {
     "": {"device", "seed"},
     "data": {"centered", "dataset", "image_size", "num_channels", "path", "random_flip", "root", "shape",
-             "uniform_dequantization"},
+             "uniform_dequantization", "num_workers"},
     "eval": {"batch_size", "begin_ckpt", "end_ckpt", "enable_loss", "enable_sampling", "num_samples", "fid_stats",
              "inception_weights", "save_images", "enable_interpolate", "enable_rescale", "enable_bpd",
              "bpd_atol", "bpd_batch_size", "bpd_dataset", "bpd_estimator", "bpd_num_repeats", "bpd_num_samples",
@@ -204,6 +204,8 @@ def validate(config, mode="train"):
             raise ConfigError(f"training.augment_p: the augmentation's {augment.NUM_LABELS} labels must condition "
                               f"the network (model.augment_dim = {augment.NUM_LABELS}, model.name 'songunet'), "
                               f"got model.augment_dim {augment_dim}")
+    number(config, "data.num_workers", low=0, integer=True,
+           optional=dataset not in ("CELEBA", "LSUN", "folder"))  # the data read from files use it
     try:  # the method's own keys
         methods.get_method_class(sde).check_config(config)
     except ConfigError:

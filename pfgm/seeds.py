@@ -15,10 +15,12 @@ import numpy as np
 import torch
 
 # step_seed streams of training step k
-TRAIN_DATA = 0        # the step's data batch (per rank)
+TRAIN_DATA = 0        # the step's data draw (global: rank 0's key; each rank takes its slice)
 TRAIN_NOISE = 1       # the method's perturbation noise
 TRAIN_TORCH = 2       # the global torch generator (dropout), per rank
 TRAIN_AUGMENT = 3     # the augmentation pipe's draws (the global batch, the same on every rank)
+TRAIN_EPOCH = 4       # the permutation of the training images in epoch e (step_seed(seed, e, TRAIN_EPOCH))
+TRAIN_DEQUANTIZE = 5  # the step's uniform dequantization noise (drawn on the device)
 
 # config.seed + offset
 SAMPLES = 0           # eval samples (and the experiment driver's)

@@ -10,7 +10,8 @@ Reproducibility: every random draw of step k (the data, the method's noise, drop
 (config.seed, k), so a run resumed from a checkpoint repeats the interrupted one bit for bit (on CPU)
 with nothing but the step in the checkpoint.
 
-Distributed (torchrun): each rank draws its share of the step's batch, the shares are all-gathered so
+Distributed (torchrun): one global batch is drawn per step and each rank prepares its slice of it
+(pfgm.datasets.feed), the slices are all-gathered so
 the PFGM field sees every charge of the global batch, each rank trains on its share of the trained
 points, and DistributedDataParallel averages the gradients. Only rank 0 writes files.
 """
@@ -22,7 +23,7 @@ import torch.distributed as dist
 
 from pfgm import checkpoint, config_checks, datasets, files, methods, models, run_utils, seeds, visualize
 from pfgm import workdir as workdirs
-from pfgm.datasets import augment
+from pfgm.datasets import augment, feed
 from pfgm.models.ema import ExponentialMovingAverage
 
 
@@ -61,12 +62,6 @@ def repair_gradients(params):
     return True
 
 
-def draw_shard(dataset, config, step, rank, world):
-    """This rank's share (B_L / world samples, its trained points first) of step `step`'s batch."""
-    gen = torch.Generator().manual_seed(seeds.step_seed(config.seed, step, seeds.TRAIN_DATA, rank))
-    return next(dataset.train_batches(config.training.batch_size // world, gen))
-
-
 def arrange_global(shards, n_trained):
     """The global batch from the ranks' shards: all trained points first (rank-major), then the rest."""
     b = n_trained // len(shards)
@@ -99,6 +94,7 @@ class Trainer:
                     f"training.{key}: {value} does not split evenly over {self.world} processes")
         run_utils.seed_everything(config.seed)
         self.dataset = datasets.get_dataset(config)
+        self.feed = feed.make_feed(self.dataset, config, self.device, self.rank, self.world)
         self.scaler = datasets.data_scaler(config)
         self.inverse_scaler = datasets.inverse_scaler(config)
         self.method = methods.get_method(config)
@@ -121,7 +117,7 @@ class Trainer:
 
     # -- one step -------------------------------------------------------------------------
     def global_batch(self, step):
-        shard = self.scaler(draw_shard(self.dataset, self.config, step, self.rank, self.world).to(self.device))
+        shard = self.scaler(self.feed.shard(step))
         if self.world == 1:
             return shard
         shards = [torch.empty_like(shard) for _ in range(self.world)]

@@ -143,6 +143,7 @@ def test_broken_data_files_fail_cleanly(tmp_path):
             c.data.update(root=path, image_size=8, num_channels=3, centered=True, random_flip=False,
                           uniform_dequantization=False)
             c.data.shape = (3, 8, 8)
+            c.data.num_workers = 2  # the broken image is met in a DataLoader worker
         with pytest.raises(CLEAN) as info:
             t = train.Trainer(c, str(work))
             t.train_step(t.global_batch(0))  # lazily decoded images fail on first use

@@ -53,6 +53,11 @@ def square_transform(size):
 
 def read_image(path, transform, channels):
     """Decode one image to a float32 (channels, H, W) tensor in [0, 1]; DataError if unreadable."""
+    return read_image_uint8(path, transform, channels).to(torch.float32) / 255.0
+
+
+def read_image_uint8(path, transform, channels):
+    """Decode one image to a uint8 (channels, H, W) tensor; DataError if unreadable."""
     from PIL import Image
 
     try:
@@ -62,8 +67,7 @@ def read_image(path, transform, channels):
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
         raise DataError(f"data.root: cannot read image {path!r}: {e}") from e
     t = torch.from_numpy(arr)
-    t = t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
-    return t.to(torch.float32) / 255.0
+    return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1).contiguous()
 
 
 class FolderSource:
@@ -78,15 +82,20 @@ class FolderSource:
         return len(self.files)
 
     def _read(self, i):
-        x = read_image(self.files[i], self.transform, self.shape[0])
+        x = read_image_uint8(self.files[i], self.transform, self.shape[0])
         if tuple(x.shape) != self.shape:
             raise DataError(f"data.root: image {self.files[i]!r} decodes to shape {tuple(x.shape)}, "
                             f"expected {self.shape}")
         return x
 
     def load(self, idx):
+        return self.load_uint8(idx).to(torch.float32) / 255.0
+
+    def load_uint8(self, idx, threads=True):
+        """The images `idx` as stored: uint8 (k, C, H, W); `threads=False` decodes them one by one (in
+        DataLoader workers, which are the parallelism, and where a forked thread pool can deadlock)."""
         idx = [int(i) for i in idx]
-        if self.workers > 1 and len(idx) > 1:
+        if threads and self.workers > 1 and len(idx) > 1:
             with self._lock:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="pfgm-images")
