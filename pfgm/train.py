@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pfgm import checkpoint, config_checks, datasets, files, methods, models, run_utils, seeds, visualize
+from pfgm import checkpoint, config_checks, datasets, files, methods, models, run_utils, seeds, step_guard, visualize
 from pfgm import workdir as workdirs
 from pfgm.datasets import augment, feed
 from pfgm.models.ema import ExponentialMovingAverage
@@ -74,6 +74,10 @@ def _n_trained(config):
     return t.small_batch_size if "small_batch_size" in t else t.batch_size
 
 
+# Under torchrun the ranks agree on a stop request (SIGTERM) every this many steps: a host read each time.
+STOP_POLL_STEPS = 10
+
+
 class Interrupted(Exception):
     pass
 
@@ -101,14 +105,15 @@ class Trainer:
         self.model = models.build(config, self.device)
         self.ema = build_ema(config, self.model)
         self.optimizer = build_optimizer(config, self.model.parameters())
-        self.step = 0
-        self.nonfinite_in_row = self.nonfinite_total = 0
+        self.step, skipped = 0, 0
         self.log = run_utils.setup_logging(None)
         self.resumed_from, state, self.unreadable = checkpoint.newest_readable(workdir, self.log)
         if state is not None:
             checkpoint.load_state(state, self.resumed_from, self.model, self.ema, self.optimizer, self.log)
             self.step = int(state["step"])
-            self.nonfinite_total = int(state.get("nonfinite_total", 0))
+            skipped = int(state.get("nonfinite_total", 0))
+        self.skips = step_guard.SkipCounter(self.device, skipped)
+        step_guard.use_fused(self.optimizer)
         self.ddp = self.lock = None
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -124,8 +129,17 @@ class Trainer:
         dist.all_gather(shards, shard.contiguous())
         return arrange_global(shards, _n_trained(self.config))
 
+    @property
+    def nonfinite_in_row(self):
+        return int(self.skips.in_row)  # a host read: for saves and tests, not for every step
+
+    @property
+    def nonfinite_total(self):
+        return int(self.skips.total)
+
     def train_step(self, batch):
-        """One update on the global batch; returns (loss, lr), loss NaN when the step was skipped."""
+        """One update on the global batch; returns (loss, lr), the loss a device scalar (NaN when the
+        update was skipped, as decided on the device by every rank together: pfgm.step_guard)."""
         self.model.train()
         torch.manual_seed(seeds.step_seed(self.config.seed, self.step, seeds.TRAIN_TORCH, self.rank))
         noise = torch.Generator(device=self.device)
@@ -144,22 +158,18 @@ class Trainer:
         cur_nimg = self.step * _n_trained(self.config)
         clip = self.config.optim.grad_clip
         # after DDP's all-reduce the gradients are the same on every rank, so is every decision below
-        if torch.isfinite(loss) and self.config.optim.nonfinite_grads == "nan_to_num" \
-                and repair_gradients(self.model.parameters()):
+        if self.config.optim.nonfinite_grads == "nan_to_num" and torch.isfinite(loss) \
+                and repair_gradients(self.model.parameters()):  # opt-in; reads the device
             self.log.warning("step %d: non-finite gradients replaced (nan_to_num)", self.step + 1)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else float("inf"))
         self.step += 1
-        if not (torch.isfinite(norm) and torch.isfinite(loss)):
-            self.optimizer.zero_grad(set_to_none=True)
-            self.nonfinite_in_row += 1
-            self.nonfinite_total += 1
-            return float("nan"), lr
-        self.nonfinite_in_row = 0
+        ok = step_guard.agreed_finite(loss, norm, self.world)
+        self.skips.record(ok)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.optimizer.step()
-        self.ema.update(self.model, cur_nimg)
-        return loss.item(), lr
+        step_guard.optimizer_step(self.optimizer, ok)
+        self.ema.update(self.model, cur_nimg, apply=ok)
+        return torch.where(ok, loss.detach(), float("nan")), lr
 
     # -- what a step may be followed by -----------------------------------------------------
     @torch.no_grad()
@@ -202,6 +212,8 @@ class Trainer:
         self._stop = self._stop or run_utils.stop_requested()
         if self.world == 1:
             return self._stop
+        if self.step % STOP_POLL_STEPS:  # agreeing on it is a host read: every few steps only
+            return False
         flag = torch.tensor([float(self._stop)], device=self.device)
         dist.all_reduce(flag)
         return flag.item() > 0
@@ -254,11 +266,11 @@ class Trainer:
                 while self.step < t.n_iters:
                     if self._should_stop():
                         raise Interrupted
-                    last_loss, lr = self.train_step(self.global_batch(self.step))
+                    loss, lr = self.train_step(self.global_batch(self.step))
                     step = self.step
                     bar.update(1)
-                    if self.nonfinite_in_row:
-                        self._on_nonfinite(step)
+                    if step % t.log_freq == 0 or step == t.n_iters:  # every rank: the window's one host read
+                        last_loss = self._read_window(step, loss)
                     if main and (step % t.log_freq == 0 or step == t.n_iters):
                         loss_log.write(step, last_loss, lr)
                         bar.set_postfix(loss=f"{last_loss:.4g}")
@@ -289,16 +301,20 @@ class Trainer:
             log.info("done: %d steps; final loss %.5g", self.step, last_loss)
         return self
 
-    def _on_nonfinite(self, step):
-        """Log a skipped step; stop after training.max_nonfinite_steps of them in a row."""
-        self.log.warning("step %d: non-finite loss or gradients; update skipped (%d in a row, %d in all)",
-                         step, self.nonfinite_in_row, self.nonfinite_total)
+    def _read_window(self, step, loss):
+        """The loss of `step` and the skipped updates since the last read, in one host read; logs the
+        skips and stops once training.max_nonfinite_steps of them came in a row. Returns the loss."""
+        (in_row, longest, window, total), (loss,) = self.skips.read(loss)
+        if window:
+            self.log.warning("step %d: non-finite loss or gradients; %d update(s) skipped since the last log "
+                             "(%d in a row now, %d in all)", step, window, in_row, total)
         max_bad = self.config.training.max_nonfinite_steps
-        if self.nonfinite_in_row >= max_bad:
+        if longest >= max_bad:
             raise FloatingPointError(
-                f"{self.nonfinite_in_row} non-finite steps in a row (training.max_nonfinite_steps="
+                f"{longest} non-finite steps in a row (training.max_nonfinite_steps="
                 f"{max_bad}); stopped at step {step}. The last good checkpoints in "
                 f"{self.workdir!r} are kept; lower optim.lr or check the data")
+        return loss
 
 
 def train(config, workdir):

@@ -66,17 +66,22 @@ class ExponentialMovingAverage:
         return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
 
     @torch.no_grad()
-    def update(self, model, cur_nimg=None):
-        """One EMA step toward the model's weights; cur_nimg: images trained on before this step."""
+    def update(self, model, cur_nimg=None, apply=None):
+        """One EMA step toward the model's weights; cur_nimg: images trained on before this step.
+        apply: None, or a bool tensor on the device, False leaving the shadow as it is (a step skipped
+        on the device, pfgm.step_guard; num_updates counts it all the same)."""
         self.num_updates += 1
         decay = self.current_decay(cur_nimg)
         params = [p.detach() for p in self._trainable(model)]
         if self.halflife_nimg > 0:
-            torch._foreach_lerp_(self.shadow_params, params, 1.0 - decay)
+            weight = 1.0 - decay if apply is None else apply.to(params[0].dtype) * (1.0 - decay)
+            torch._foreach_lerp_(self.shadow_params, params, weight)
             return
         # s - (1 - d)(s - p) in this order, as the per-tensor loop computed it: bit for bit the same
         diff = torch._foreach_sub(self.shadow_params, params)
         torch._foreach_mul_(diff, 1.0 - decay)
+        if apply is not None:
+            torch._foreach_mul_(diff, apply.to(diff[0].dtype))
         torch._foreach_sub_(self.shadow_params, diff)
 
     @torch.no_grad()

@@ -184,10 +184,12 @@ class Upsample(nn.Module):
             else:
                 self.Conv_0 = conv3x3(in_ch, out_ch)
         self.fir, self.with_conv, self.fir_kernel = fir, with_conv, tuple(fir_kernel)
+        if fir and not with_conv:
+            ud.register_fir(self, self.fir_kernel)
 
     def forward(self, x):
         if self.fir:
-            return self.Conv2d_0(x) if self.with_conv else ud.upsample_2d(x, self.fir_kernel, factor=2)
+            return self.Conv2d_0(x) if self.with_conv else ud.upsample_2d(x, self.fir_filter, factor=2)
         h = F.interpolate(x, scale_factor=2, mode="nearest")
         return self.Conv_0(h) if self.with_conv else h
 
@@ -205,10 +207,12 @@ class Downsample(nn.Module):
             else:
                 self.Conv_0 = conv3x3(in_ch, out_ch, stride=2, padding=0)
         self.fir, self.with_conv, self.fir_kernel = fir, with_conv, tuple(fir_kernel)
+        if fir and not with_conv:
+            ud.register_fir(self, self.fir_kernel)
 
     def forward(self, x):
         if self.fir:
-            return self.Conv2d_0(x) if self.with_conv else ud.downsample_2d(x, self.fir_kernel, factor=2)
+            return self.Conv2d_0(x) if self.with_conv else ud.downsample_2d(x, self.fir_filter, factor=2)
         if self.with_conv:
             return self.Conv_0(F.pad(x, (0, 1, 0, 1)))
         return F.avg_pool2d(x, 2, stride=2)
@@ -262,6 +266,8 @@ class ResnetBlockBigGANpp(nn.Module):
         out_ch = out_ch if out_ch else in_ch
         self.GroupNorm_0 = group_norm(in_ch)
         self.up, self.down, self.fir, self.fir_kernel = up, down, fir, tuple(fir_kernel)
+        if fir and (up or down):
+            ud.register_fir(self, self.fir_kernel)
         self.Conv_0 = conv3x3(in_ch, out_ch)
         if temb_dim is not None:
             self.Dense_0 = dense(temb_dim, out_ch)
@@ -276,9 +282,9 @@ class ResnetBlockBigGANpp(nn.Module):
 
     def _resample(self, t):
         if self.up:
-            return ud.upsample_2d(t, self.fir_kernel, factor=2) if self.fir else ud.naive_upsample_2d(t, 2)
+            return ud.upsample_2d(t, self.fir_filter, factor=2) if self.fir else ud.naive_upsample_2d(t, 2)
         if self.down:
-            return ud.downsample_2d(t, self.fir_kernel, factor=2) if self.fir else ud.naive_downsample_2d(t, 2)
+            return ud.downsample_2d(t, self.fir_filter, factor=2) if self.fir else ud.naive_downsample_2d(t, 2)
         return t
 
     def forward(self, x, temb=None):

@@ -28,6 +28,21 @@ def setup_kernel(k):
     return k / np.sum(k)
 
 
+def _filter(k, factor):
+    """The normalised 2-D filter: a prepared tensor (a module's `fir_filter` buffer, already on the
+    device: no host-to-device copy per call) as it is, else built from the taps `k` (box when None)."""
+    if isinstance(k, torch.Tensor) and k.dim() == 2:
+        return k
+    return setup_kernel([1] * factor if k is None else k)
+
+
+def register_fir(module, taps):
+    """Give `module` its normalised FIR filter as a non-persistent buffer `fir_filter` (moved with the
+    module, absent from the state_dict, so checkpoint keys are unchanged)."""
+    module.register_buffer("fir_filter", torch.as_tensor(setup_kernel(taps), dtype=torch.float32),
+                           persistent=False)
+
+
 def _kernel_tensor(k, like):
     if isinstance(k, torch.Tensor):
         return k.to(device=like.device, dtype=like.dtype)
@@ -62,14 +77,14 @@ def upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
 
 def upsample_2d(x, k=None, factor=2, gain=1):
     """FIR upsampling by `factor`: (B, C, H, W) -> (B, C, H*factor, W*factor)."""
-    k = setup_kernel([1] * factor if k is None else k) * (gain * factor ** 2)
+    k = _filter(k, factor) * (gain * factor ** 2)
     p = k.shape[0] - factor
     return upfirdn2d(x, k, up=factor, pad=((p + 1) // 2 + factor - 1, p // 2))
 
 
 def downsample_2d(x, k=None, factor=2, gain=1):
     """FIR downsampling by `factor`: (B, C, H, W) -> (B, C, H/factor, W/factor)."""
-    k = setup_kernel([1] * factor if k is None else k) * gain
+    k = _filter(k, factor) * gain
     p = k.shape[0] - factor
     return upfirdn2d(x, k, down=factor, pad=((p + 1) // 2, p // 2))
 
@@ -81,7 +96,7 @@ def upsample_conv_2d(x, w, k=None, factor=2, gain=1):
     kh, kw = w.shape[-2:]
     if kh != kw:
         raise ValueError("upsample_conv_2d needs a square conv kernel")
-    k = setup_kernel([1] * factor if k is None else k) * (gain * factor ** 2)
+    k = _filter(k, factor) * (gain * factor ** 2)
     p = (k.shape[0] - factor) - (kw - 1)
     # conv_transpose2d is the adjoint of a cross-correlation; with the flipped, in/out-swapped
     # kernel it equals zero-stuffing followed by a full cross-correlation with w.
@@ -95,7 +110,7 @@ def conv_downsample_2d(x, w, k=None, factor=2, gain=1):
     kh, kw = w.shape[-2:]
     if kh != kw:
         raise ValueError("conv_downsample_2d needs a square conv kernel")
-    k = setup_kernel([1] * factor if k is None else k) * gain
+    k = _filter(k, factor) * gain
     p = (k.shape[0] - factor) + (kw - 1)
     x = upfirdn2d(x, k, pad=((p + 1) // 2, p // 2))
     return F.conv2d(x, w, stride=factor)
@@ -132,12 +147,14 @@ class Conv2d(nn.Module):
         self.up, self.down = up, down
         self.resample_kernel = tuple(resample_kernel)
         self.kernel = kernel
+        if up or down:
+            register_fir(self, self.resample_kernel)
 
     def forward(self, x):
         if self.up:
-            x = upsample_conv_2d(x, self.weight, k=self.resample_kernel)
+            x = upsample_conv_2d(x, self.weight, k=self.fir_filter)
         elif self.down:
-            x = conv_downsample_2d(x, self.weight, k=self.resample_kernel)
+            x = conv_downsample_2d(x, self.weight, k=self.fir_filter)
         else:
             x = F.conv2d(x, self.weight, padding=self.kernel // 2)
         if self.bias is not None:
