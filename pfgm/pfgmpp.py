@@ -83,7 +83,8 @@ def log_kernel(x, y, sigma, aug_dim):
     log C(N, D) + D log r - (N+D)/2 log(|x - y|^2 + r^2), or the Gaussian log-density for D = inf."""
     d2 = (x - y).flatten(1).double().pow(2).sum(1)
     data_dim = x[0].numel()
-    sigma = torch.as_tensor(sigma, dtype=torch.float64, device=x.device)
+    sigma = sigma.to(x.device, torch.float64) if torch.is_tensor(sigma) else \
+        torch.full((), float(sigma), dtype=torch.float64, device=x.device)
     if math.isinf(aug_dim):
         return _log_normalizer(data_dim, sigma, aug_dim) - d2 / (2 * sigma**2)
     return _log_normalizer(data_dim, sigma, aug_dim) - (data_dim + aug_dim) / 2 * torch.log(d2 + sigma**2 * aug_dim)
@@ -101,7 +102,9 @@ def _log_weights(x, charges, sigma, aug_dim):
     or -d^2 / (2 sigma^2) for D = inf. Squared distances from one matrix product (no B x L x N tensor)."""
     xf, cf = x.flatten(1).double(), charges.flatten(1).double().to(x.device)
     d2 = (xf.pow(2).sum(1, keepdim=True) + cf.pow(2).sum(1) - 2.0 * xf @ cf.T).clamp_min(0.0)
-    s2 = per_sample(torch.as_tensor(sigma, dtype=torch.float64, device=x.device).expand(len(x)) ** 2, d2)
+    sigma = sigma.to(x.device, torch.float64) if torch.is_tensor(sigma) else \
+        torch.full((), float(sigma), dtype=torch.float64, device=x.device)  # no host copy per call
+    s2 = per_sample(sigma.expand(len(x)) ** 2, d2)
     if math.isinf(aug_dim):
         return -d2 / (2.0 * s2)
     return -(xf.shape[1] + aug_dim) / 2.0 * torch.log(d2 + s2 * aug_dim)

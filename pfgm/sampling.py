@@ -2,18 +2,16 @@
 
 Every solver is a plain function with one signature, `solve(drift, x, ts, **options) -> (x_end, nfe)`:
 `drift(x, t)` returns dx/dt shaped like x, `ts` is the time grid t_0 -> t_N (any direction) shared by the
-whole batch. The fixed-step solvers walk the grid; RK45 goes adaptively from ts[0] to ts[-1], handing the
-flattened batch to scipy's Dormand-Prince. `odeint` lays out the grid: uniform in t, or uniform in log t
+whole batch. The fixed-step solvers walk the grid; RK45 goes adaptively from ts[0] to ts[-1] with scipy's
+Dormand-Prince written in torch (`pfgm.rk45`), on the samples' device. `odeint` lays out the grid: uniform in t, or uniform in log t
 (`spacing='log'`, PFGM's z), where RK45 then integrates in log t. The score SDEs' predictor-corrector
 sampler lives beside the SDEs (`pfgm.methods.sde_samplers`).
 """
 import math
 
-import numpy as np
-import scipy.integrate
 import torch
 
-from pfgm import poisson, run_utils
+from pfgm import poisson, rk45 as dopri, run_utils
 
 __all__ = ["SOLVERS", "SOLVER_ALIASES", "SPACINGS", "solver_name", "euler", "heun", "rk45", "time_grid", "odeint", "solve",
            "in_log_time", "backward_ode", "pfgm_drift", "per_sample", "NonFiniteError", "TooManySteps"]
@@ -52,24 +50,17 @@ def heun(drift, x, ts, *, last_step_euler=False, callback=None):
 
 
 def rk45(drift, x, ts, *, rtol=1e-4, atol=1e-4, callback=None):
-    """Adaptive RK45 (scipy's Dormand-Prince) from ts[0] to ts[-1] over the flattened batch; NFE as scipy
-    counts it. The whole batch is one system, as in the original code: its step size is shared by all
-    samples. It has no grid to report states on, so a callback is refused."""
+    """Adaptive RK45 from ts[0] to ts[-1]: scipy's Dormand-Prince (tableau, error norm, step control) in
+    torch on x's device (`pfgm.rk45`), the NFE as scipy counts it. The whole batch is one system, as in the
+    original code: its step size is shared by all samples. It has no grid to report states on, so a
+    callback is refused. A non-finite drift raises NonFiniteError at the step that met it."""
     if callback is not None:
         raise ValueError("callback: only the fixed-step solvers ('euler', 'heun') report their states")
-    t_start, t_end = float(ts[0]), float(ts[-1])
-    shape, dtype, device = x.shape, x.dtype, x.device
-
-    def f(t, y):
-        xt = torch.as_tensor(y, dtype=dtype, device=device).reshape(shape)
-        return drift(xt, float(t)).reshape(-1).double().cpu().numpy()
-
-    y0 = x.detach().reshape(-1).double().cpu().numpy()
-    sol = scipy.integrate.solve_ivp(f, (t_start, t_end), y0, method="RK45", rtol=rtol, atol=atol)
-    if sol.status != 0:
-        raise RuntimeError(f"RK45 failed: {sol.message}")
-    out = torch.as_tensor(np.ascontiguousarray(sol.y[:, -1]), dtype=dtype, device=device)
-    return out.reshape(shape), int(sol.nfev)
+    try:
+        return dopri.dormand_prince(drift, x, float(ts[0]), float(ts[-1]), rtol=rtol, atol=atol,
+                                    on_nonfinite=_raise_nonfinite)
+    except dopri.StepTooSmall as e:
+        raise RuntimeError(f"RK45 failed: {e}") from e
 
 
 SOLVERS = {"euler": euler, "heun": heun, "rk45": rk45}
@@ -140,7 +131,11 @@ def solve(drift, x, ts, *, solver="heun", rtol=1e-4, atol=1e-4, last_step_euler=
         f = _guarded(drift, max_nfe, bar, (ts[0], ts[-1], math.log if log_time else float))
         if solver == "rk45" and log_time:
             return rk45(in_log_time(f), x, [math.log(ts[0]), math.log(ts[-1])], callback=callback, **options)
-        return SOLVERS[solver](f, x, ts, callback=callback, **options)
+        x_end, nfe = SOLVERS[solver](f, x, ts, callback=callback, **options)
+        # one check of the end state instead of a host read per evaluation: NaN and inf carry through
+        if not bool(torch.isfinite(x_end).all()):
+            _raise_nonfinite(ts[-1], x_end[None], during=True)
+        return x_end, nfe
 
 
 def in_log_time(drift):
@@ -158,8 +153,18 @@ class TooManySteps(RuntimeError):
     """A solve went past its bound on drift evaluations (`max_nfe`)."""
 
 
+def _raise_nonfinite(t, values, during=False):
+    """NonFiniteError naming how many samples went non-finite; values (k, B, ...) holds their states or
+    drifts (read to the host only here, on the way out)."""
+    finite = torch.isfinite(values.reshape(values.shape[0], values.shape[1], -1)).all(2).all(0)
+    where = f"during the solve (ended at t = {t:.6g})" if during else f"at t = {t:.6g}"
+    raise NonFiniteError(f"the drift (the field or score it is built from) is not finite {where} "
+                         f"for {int((~finite).sum())} of {len(finite)} samples")
+
+
 def _guarded(drift, max_nfe=None, bar=None, span=None):
-    """drift, raising NonFiniteError on a non-finite value and TooManySteps past max_nfe calls; `bar`
+    """drift, raising TooManySteps past max_nfe calls (finiteness is checked by the solvers: RK45 at each
+    step's error norm, the fixed-step ones on the end state, never by a host read per call); `bar`
     (a tqdm bar of total 100) shows the share of the time span (t_start, t_end, warp) done and the NFE,
     measured in warp(t)."""
     calls = [0]
@@ -175,12 +180,7 @@ def _guarded(drift, max_nfe=None, bar=None, span=None):
             raise TooManySteps(f"the ODE solve passed {max_nfe} drift evaluations (sampling.max_nfe) at "
                                f"t = {t:.6g}: the network's field is probably far from trained; raise "
                                f"sampling.max_nfe or the solver tolerances to go on")
-        d = drift(x, t)
-        finite = torch.isfinite(d.reshape(len(d), -1)).all(1)
-        if not finite.all():
-            raise NonFiniteError(f"the drift (the field or score it is built from) is not finite at t = {t:.6g} "
-                                 f"for {int((~finite).sum())} of {len(d)} samples")
-        return d
+        return drift(x, t)
 
     return f
 
@@ -194,23 +194,33 @@ def pfgm_drift(field_fn, *, z_exp=None, gamma=None, vz_floor=1e-5):
       vz_floor: v_z is capped at -vz_floor. The field of charges below the point always has v_z < 0;
         a network that predicts otherwise would send the trajectory back up or to infinity.
     Returns:
-      drift(x, z), shaped like x. Its attribute `pointing_away` is (count, z) of the samples whose v_z
-      was capped at the last call with any (None if never): `backward_ode` names them when a solve fails.
+      drift(x, z), shaped like x. Its `pointing_away()` is (count, n, z) of the samples whose v_z was
+      capped at the last call with any (None if never): `backward_ode` names them when a solve fails.
+      The count and z are kept on the device and read only then.
     """
     substitute = z_exp is not None and gamma is not None and gamma > 0
+    seen = {}
 
     def drift(x, z_val):
         z = torch.full((x.shape[0],), z_val, dtype=x.dtype, device=x.device)
         v_x, v_z = field_fn(x, z)
         if substitute and z_val < z_exp:
             v_z = poisson.substitute_vz(v_x, z, gamma, v_x[0].numel())
-        away = int((v_z > -vz_floor).sum())
-        if away:
-            drift.pointing_away = (away, len(v_z), z_val)
+        away = (v_z > -vz_floor).sum()
+        if not seen:
+            seen.update(count=torch.zeros_like(away), z=torch.zeros((), dtype=torch.float64, device=x.device),
+                        n=len(v_z))
+        seen["z"] = torch.where(away > 0, z_val, seen["z"])
+        seen["count"] = torch.where(away > 0, away, seen["count"])
         v_z = v_z.clamp(max=-vz_floor)
         return (v_x / per_sample(v_z, x)).to(x.dtype)
 
-    drift.pointing_away = None
+    def pointing_away():
+        if not seen or not int(seen["count"]):
+            return None
+        return int(seen["count"]), seen["n"], float(seen["z"])
+
+    drift.pointing_away = pointing_away
     return drift
 
 
@@ -243,9 +253,9 @@ def backward_ode(field_fn, x, *, z_max, z_min, solver="rk45", steps=100, rtol=1e
         return odeint(drift, x, z_max, z_min, solver=solver, steps=steps, rtol=rtol, atol=atol, spacing="log",
                       last_step_euler=True, max_nfe=max_nfe, callback=callback)
     except (NonFiniteError, TooManySteps) as e:
-        if drift.pointing_away is None:
+        if drift.pointing_away() is None:
             raise
-        away, n, z = drift.pointing_away
+        away, n, z = drift.pointing_away()
         # A field of the wrong sign (e.g. the physical E, which points away from the charges) has its
         # v_z capped at -1e-5: dx/dz is then huge and carries the samples off to infinity.
         raise type(e)(f"{e}; field_fn gave v_z >= 0 (pointing away from the data) for {away} of {n} samples "

@@ -29,8 +29,11 @@ SCALED_BY_METHOD = ("mlp",)
 
 
 def _times(t, x, dtype=None):
-    """t (float or tensor) as a (B,) tensor on x's device."""
-    t = torch.as_tensor(t, dtype=dtype or x.dtype, device=x.device)
+    """t (float or tensor) as a (B,) tensor on x's device (a float is filled in there: no host-to-device
+    copy per evaluation)."""
+    if not torch.is_tensor(t):
+        return torch.full((x.shape[0],), float(t), dtype=dtype or x.dtype, device=x.device)
+    t = t.to(dtype=dtype or x.dtype, device=x.device)
     return t.expand(x.shape[0]) if t.dim() == 0 else t
 
 
