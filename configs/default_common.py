@@ -52,7 +52,8 @@ def new_config(*, seed):
 
 def set_loop(config, *, batch_size, small_batch_size, n_iters, log_freq, eval_freq, snapshot_freq,
              snapshot_freq_for_preemption, reduce_mean, snapshot_num_samples=64, snapshot_sampling=True,
-             max_nonfinite_steps=20, continuous=True, likelihood_weighting=False, sde="poisson", augment_p=0.0):
+             max_nonfinite_steps=20, continuous=True, likelihood_weighting=False, sde="poisson", augment_p=0.0,
+             mixed_precision="no", compile=False):
     """The training loop's keys (config.training; pfgm/train.py):
 
       sde                 the method trained ('poisson' for PFGM; pfgm_run / sde_run set it per run)
@@ -72,12 +73,16 @@ def set_loop(config, *, batch_size, small_batch_size, n_iters, log_freq, eval_fr
       likelihood_weighting  the score-SDE baselines' g(t)^2 weighting of the DSM loss (None leaves the key out)
       augment_p           EDM's augmentation pipe at probability p (pfgm/datasets/augment.py; 0: off); its 9
                           labels condition the network, which needs model.augment_dim = 9 (SongUNet)
+      mixed_precision     the network's precision: 'no' (float32), 'bf16' or 'fp16' (autocast; fp16 with a
+                          gradient scaler); the physics stays in float32/64 (pfgm/precision.py)
+      compile             torch.compile the network
     """
     _set(config, "training", sde=sde, batch_size=batch_size, small_batch_size=small_batch_size, n_iters=n_iters,
          log_freq=log_freq, eval_freq=eval_freq, snapshot_freq=snapshot_freq,
          snapshot_freq_for_preemption=snapshot_freq_for_preemption, snapshot_sampling=snapshot_sampling,
          snapshot_num_samples=snapshot_num_samples, max_nonfinite_steps=max_nonfinite_steps,
-         continuous=continuous, reduce_mean=reduce_mean, augment_p=augment_p)
+         continuous=continuous, reduce_mean=reduce_mean, augment_p=augment_p, mixed_precision=mixed_precision,
+         compile=compile)
     if likelihood_weighting is not None:
         _set(config, "training", likelihood_weighting=likelihood_weighting)
     return config

@@ -105,7 +105,8 @@ KNOWN_KEYS = {
                  "sigma_min", "sigma_max", "rho", "S_churn", "S_min", "S_max", "S_noise"},  # PFGM++
     "training": {"sde", "batch_size", "small_batch_size", "n_iters", "log_freq", "eval_freq", "snapshot_freq",
                  "snapshot_freq_for_preemption", "snapshot_sampling", "snapshot_num_samples",
-                 "max_nonfinite_steps", "reduce_mean", "continuous", "likelihood_weighting", "augment_p",
+                 "max_nonfinite_steps", "reduce_mean", "continuous", "likelihood_weighting",
+                 "mixed_precision", "compile", "augment_p",
                  "M", "tau", "gamma", "restrict_M",                            # PFGM
                  "aug_dim", "P_mean", "P_std", "stf", "beta_clip"},                         # PFGM++
 }
@@ -204,6 +205,8 @@ def validate(config, mode="train"):
             raise ConfigError(f"training.augment_p: the augmentation's {augment.NUM_LABELS} labels must condition "
                               f"the network (model.augment_dim = {augment.NUM_LABELS}, model.name 'songunet'), "
                               f"got model.augment_dim {augment_dim}")
+    if "mixed_precision" in config.training:
+        choice(config, "training.mixed_precision", {"no", "bf16", "fp16"})
     number(config, "data.num_workers", low=0, integer=True,
            optional=dataset not in ("CELEBA", "LSUN", "folder"))  # the data read from files use it
     try:  # the method's own keys

@@ -98,9 +98,18 @@ def field_target(x, data, gamma):
       gamma: the norm offset; it shrinks the target close to the data where |E| is small.
 
     Returns:
-      (B, N+1) target; it points toward the data and its norm is below sqrt(N).
+      (B, N+1) target; it points toward the data and its norm is below sqrt(N). Computed with autocast
+      off, in x's dtype (float32 for a half-precision x): under a caller's autocast the catastrophic
+      cancellations it guards against would come back, and its scatter would mix dtypes.
     """
-    e = empirical_field(x, data)
+    with torch.autocast(x.device.type, enabled=False):
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        return _normalized(empirical_field(x, data), x, gamma)
+
+
+def _normalized(e, x, gamma):
+    """Eq. 8's normalization of the rescaled field e at the augmented points x (B, N+1)."""
     n = x.shape[1] - 1
     norm = e.norm(dim=1, keepdim=True)
     return -math.sqrt(n) * e / (norm + gamma)

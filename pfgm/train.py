@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pfgm import checkpoint, config_checks, datasets, files, methods, models, run_utils, seeds, step_guard, visualize
+from pfgm import (checkpoint, config_checks, datasets, files, methods, models, precision, run_utils, seeds,
+                  step_guard, visualize)
 from pfgm import workdir as workdirs
 from pfgm.datasets import augment, feed
 from pfgm.models.ema import ExponentialMovingAverage
@@ -118,6 +119,9 @@ class Trainer:
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        precision.set_backend_policy(self.device, training=True)
+        self.precision = precision.Precision(config, self.device)
+        self.net = self.precision.network(self.ddp if self.ddp is not None else self.model)
         self._stop = False
 
     # -- one step -------------------------------------------------------------------------
@@ -144,7 +148,7 @@ class Trainer:
         torch.manual_seed(seeds.step_seed(self.config.seed, self.step, seeds.TRAIN_TORCH, self.rank))
         noise = torch.Generator(device=self.device)
         noise.manual_seed(seeds.step_seed(self.config.seed, self.step, seeds.TRAIN_NOISE))
-        net = self.ddp if self.ddp is not None else self.model
+        net = self.net
         shard = (self.rank, self.world) if self.world > 1 else None
         extra = {}
         if self.config.training.augment_p > 0:  # EDM's pipe; its labels condition the network (never at sampling)
@@ -153,7 +157,8 @@ class Trainer:
             batch, extra["augment_labels"] = augment.augment(batch, self.config.training.augment_p, gen)
         loss = self.method.loss(net, batch, generator=noise, shard=shard, **extra)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.precision.backward(loss)
+        self.precision.unscale(self.optimizer)
         lr = learning_rate(self.config, self.step)
         cur_nimg = self.step * _n_trained(self.config)
         clip = self.config.optim.grad_clip
@@ -168,6 +173,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         step_guard.optimizer_step(self.optimizer, ok)
+        self.precision.update()
         self.ema.update(self.model, cur_nimg, apply=ok)
         return torch.where(ok, loss.detach(), float("nan")), lr
 
