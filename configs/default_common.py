@@ -42,11 +42,13 @@ def _set(config, section, **values):
 
 
 def new_config(*, seed):
-    """A config with only its seed (every random draw of a run derives from it) and its device:
-    'cuda' where torch sees a GPU, else 'cpu'."""
+    """A config with only its seed (every random draw of a run derives from it), its device ('cuda' where
+    torch sees a GPU, else 'cpu') and, under torchrun, the timeout in seconds of the processes' collectives
+    (collective_timeout: the others wait that long for rank 0's phases, e.g. the FID of an evaluation)."""
     config = ml_collections.ConfigDict()
     config.seed = seed
     config.device = "cuda" if torch.cuda.is_available() else "cpu"
+    config.collective_timeout = 7200
     return config
 
 

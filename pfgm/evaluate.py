@@ -5,6 +5,10 @@ samples.png, ckpt_{step}/likelihood_{split}.npz (per-point bits/dim or NLL), ckp
 (eval.save_images: one PNG per sample), ckpt_{step}/trajectories.png (2-D data: the sampler's paths),
 interpolation_{step}.png and rescale_{step}.png (eval.enable_interpolate / enable_rescale), and
 report_{step}.json with everything measured. Checkpoints are only read.
+
+Under torchrun the processes share the sampling (sharded by image seed, gathered on rank 0:
+pfgm.distributed); rank 0 alone computes the loss, the likelihood, the pictures and the metrics, and
+writes every file.
 """
 import math
 import os
@@ -12,7 +16,8 @@ import os
 import numpy as np
 import torch
 
-from pfgm import checkpoint, config_checks, datasets, files, methods, run_utils, sampling, seeds, visualize
+from pfgm import (checkpoint, config_checks, datasets, distributed, files, methods, precision, run_utils, sampling,
+                  seeds, visualize)
 from pfgm.evaluation import likelihood, prior_paths, sample_metrics
 from pfgm.images import to_uint8
 
@@ -193,8 +198,10 @@ def trajectories_picture(config, method, model, dataset, device, folder, step, r
 def evaluate(config, workdir, eval_folder="eval"):
     config_checks.validate(config, mode="eval")
     e = config.eval
-    device = run_utils.resolve_device(config.device)
-    fid_metrics = image_metrics(config, device)
+    rank, world, device = run_utils.init_distributed(config.device, distributed.timeout(config))
+    main = rank == 0
+    precision.set_backend_policy(device, training=False)
+    fid_metrics = image_metrics(config, device) if main else None
     dataset = datasets.get_dataset(config)
     if (e.enable_interpolate or e.enable_rescale) and len(dataset.shape) != 3:
         key = "enable_interpolate" if e.enable_interpolate else "enable_rescale"
@@ -203,14 +210,23 @@ def evaluate(config, workdir, eval_folder="eval"):
     method = methods.get_method(config)
     chosen = select_checkpoints(config, workdir)
     out = os.path.join(workdir, eval_folder)
-    os.makedirs(out, exist_ok=True)
-    log = run_utils.setup_logging(os.path.join(out, "log.txt"))
+    if main:
+        os.makedirs(out, exist_ok=True)
+    log = run_utils.setup_logging(os.path.join(out, "log.txt") if main else None)
+    if world > 1 and e.first_seed < 0:
+        log.info("%d processes: the samples use per-image seeds 0..%d (eval.first_seed=0), the same images "
+                 "one process draws with eval.first_seed=0", world, e.num_samples - 1)
     reports = []
     for step, path in chosen:
         model = checkpoint.load_ema_model(config, path, device)
         run_utils.seed_everything(config.seed)
         report = dict(step=step, checkpoint=path, sde=config.training.sde)
         folder = os.path.join(out, f"ckpt_{step}")
+        if not main:  # the others only draw their share of the samples
+            if e.enable_sampling:
+                sample_report(config, method, model, dataset, device, folder, step, log)
+            distributed.barrier()
+            continue
         os.makedirs(folder, exist_ok=True)
         if e.enable_loss:
             report["eval_loss"], report["eval_loss_points"] = eval_loss(config, method, model, dataset, device)
@@ -223,6 +239,7 @@ def evaluate(config, workdir, eval_folder="eval"):
             report.update(sample_report(config, method, model, dataset, device, folder, step, log, fid_metrics))
         files.write_json(os.path.join(out, f"report_{step}.json"), report)
         reports.append(report)
+        distributed.barrier()
     return reports
 
 
@@ -231,12 +248,21 @@ def sample_report(config, method, model, dataset, device, folder, step, log, fid
     folder/images/ with eval.save_images), their picture, their quality numbers and NFE."""
     e = config.eval
     inverse = datasets.inverse_scaler(config)
-    gen = torch.Generator(device=device).manual_seed(seeds.offset(config.seed, seeds.SAMPLES))
-    per_image = seeds.image_seeds(e.first_seed, e.num_samples) if e.first_seed >= 0 else None
+    convert = lambda x: inverse(x).float().cpu().numpy()  # noqa: E731
+    _, world = distributed.rank_world()
     with run_utils.progress(total=e.num_samples, desc=f"sample ckpt {step}", unit="sample") as bar:
-        samples, nfes = method.sample_in_batches(
-            model, e.num_samples, dataset.shape, e.batch_size, generator=gen, seeds=per_image, device=device,
-            convert=lambda x: inverse(x).float().cpu().numpy(), on_batch=lambda done, nfe: (bar.set_postfix(nfe=nfe), bar.update(done - bar.n)))
+        progress = lambda done, nfe: (bar.set_postfix(nfe=nfe), bar.update(done - bar.n))  # noqa: E731
+        if world > 1 or e.first_seed >= 0:  # per-image seeds, sharded over the processes
+            per_image = seeds.image_seeds(max(e.first_seed, 0), e.num_samples)
+            samples, nfes = distributed.sample_sharded(method, model, dataset.shape, per_image, e.batch_size,
+                                                       device=device, convert=convert, on_batch=progress)
+            if samples is None:
+                return {}
+        else:
+            gen = torch.Generator(device=device).manual_seed(seeds.offset(config.seed, seeds.SAMPLES))
+            samples, nfes = method.sample_in_batches(model, e.num_samples, dataset.shape, e.batch_size,
+                                                     generator=gen, device=device, convert=convert,
+                                                     on_batch=progress)
     np.savez(os.path.join(folder, "samples.npz"), samples=samples, nfe=np.array(nfes))
     if e.save_images and samples.ndim == 4:
         written = visualize.save_images(samples, os.path.join(folder, "images"), uint8=e.uint8)

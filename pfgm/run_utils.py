@@ -207,8 +207,9 @@ def dist_env():
             int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def init_distributed(device_name):
-    """Join the process group when launched by torchrun: NCCL on GPUs, gloo on CPU.
+def init_distributed(device_name, timeout=None):
+    """Join the process group when launched by torchrun: NCCL on GPUs, gloo on CPU; `timeout` (a
+    timedelta) bounds every collective (pfgm.distributed.timeout).
 
     Returns (rank, world_size, device). Without torchrun: (0, 1, the configured device).
     """
@@ -222,7 +223,7 @@ def init_distributed(device_name):
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timeout)
     return dist.get_rank(), dist.get_world_size(), device
 
 

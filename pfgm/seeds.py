@@ -25,7 +25,6 @@ TRAIN_DEQUANTIZE = 5  # the step's uniform dequantization noise (drawn on the de
 # config.seed + offset
 SAMPLES = 0           # eval samples (and the experiment driver's)
 EVAL_LOSS = 3         # the eval loss's noise (training's periodic eval loss too)
-SNAPSHOT = 4          # training's snapshot samples
 HELD_OUT = 5          # reference points drawn from the toy densities
 
 # hashed keys (seed(config.seed, KEY, ...))
@@ -34,6 +33,7 @@ LIKELIHOOD_DEQUANTIZE = 2   # with the pass number
 INTERPOLATION = 3
 RESCALE = 4
 TRAJECTORIES = 5
+SNAPSHOT_IMAGES = 6         # the first per-image seed of training's snapshot samples
 
 
 def step_seed(*keys):

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pfgm import (checkpoint, config_checks, datasets, files, methods, models, precision, run_utils, seeds,
-                  step_guard, visualize)
+from pfgm import (checkpoint, config_checks, datasets, distributed, files, methods, models, precision,
+                  run_utils, seeds, step_guard, visualize)
 from pfgm import workdir as workdirs
 from pfgm.datasets import augment, feed
 from pfgm.models.ema import ExponentialMovingAverage
@@ -91,7 +91,7 @@ class Trainer:
         config_checks.validate(config)
         workdirs.check_ours(workdir)
         self.config, self.workdir = config, workdir
-        self.rank, self.world, self.device = run_utils.init_distributed(config.device)
+        self.rank, self.world, self.device = run_utils.init_distributed(config.device, distributed.timeout(config))
         t = config.training
         for key, value in (("batch_size", t.batch_size), ("small_batch_size", _n_trained(config))):
             if value % self.world:
@@ -200,12 +200,16 @@ class Trainer:
                                        nonfinite_total=self.nonfinite_total)
 
     def snapshot_samples(self):
+        """EMA samples of per-image seeds, drawn by every rank (its share) and written by rank 0: no rank
+        waits through a whole sampling run in a barrier. Returns (folder, NFE) on rank 0, else None."""
         n = self.config.training.snapshot_num_samples
-        gen = torch.Generator(device=self.device).manual_seed(seeds.offset(self.config.seed, seeds.SNAPSHOT))
+        image_seeds = seeds.image_seeds(seeds.hashed(self.config.seed, seeds.SNAPSHOT_IMAGES), n)
         with self.ema.swapped_in(self.model):
-            samples, nfes = self.method.sample_in_batches(
-                self.model, n, self.dataset.shape, generator=gen, device=self.device,
+            samples, nfes = distributed.sample_sharded(
+                self.method, self.model, self.dataset.shape, image_seeds, n, device=self.device,
                 convert=lambda x: self.inverse_scaler(x).float().cpu().numpy())
+        if samples is None:
+            return None
         folder = os.path.join(self.workdir, "samples", f"iter_{self.step}")
         os.makedirs(folder, exist_ok=True)
         np.savez(os.path.join(folder, "sample.npz"), samples=samples, nfe=nfes[0])
@@ -288,9 +292,10 @@ class Trainer:
                     # during the numbered write, resume would start past this step and never write it.
                     if step % t.snapshot_freq == 0 or step == t.n_iters:
                         self.save(checkpoint.checkpoint_path(self.workdir, step))
-                        if main and t.snapshot_sampling:
-                            folder, nfe = self.snapshot_samples()
-                            log.info("step %d  checkpoint saved; samples (NFE %d) in %s", step, nfe, folder)
+                        if t.snapshot_sampling:
+                            done = self.snapshot_samples()
+                            if main:
+                                log.info("step %d  checkpoint saved; samples (NFE %d) in %s", step, done[1], done[0])
                         if self.world > 1:
                             dist.barrier()
                     if step % t.snapshot_freq_for_preemption == 0:
