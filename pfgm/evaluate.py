@@ -222,12 +222,14 @@ def evaluate(config, workdir, eval_folder="eval"):
         run_utils.seed_everything(config.seed)
         report = dict(step=step, checkpoint=path, sde=config.training.sde)
         folder = os.path.join(out, f"ckpt_{step}")
-        if not main:  # the others only draw their share of the samples
-            if e.enable_sampling:
-                sample_report(config, method, model, dataset, device, folder, step, log)
+        if main:
+            os.makedirs(folder, exist_ok=True)
+        # the samples first, drawn by every process: the phases of rank 0 alone come after
+        sampled = sample_report(config, method, model, dataset, device, folder, step, log, fid_metrics) \
+            if e.enable_sampling else {}
+        if not main:
             distributed.barrier()
             continue
-        os.makedirs(folder, exist_ok=True)
         if e.enable_loss:
             report["eval_loss"], report["eval_loss_points"] = eval_loss(config, method, model, dataset, device)
             log.info("checkpoint %d: eval loss %.5g over %d held-out points", step, report["eval_loss"],
@@ -235,8 +237,7 @@ def evaluate(config, workdir, eval_folder="eval"):
         if e.enable_bpd:
             report.update(likelihood_report(config, method, model, dataset, device, folder, log))
         prior_pictures(config, method, model, dataset, device, out, step, log)
-        if e.enable_sampling:
-            report.update(sample_report(config, method, model, dataset, device, folder, step, log, fid_metrics))
+        report.update(sampled)
         files.write_json(os.path.join(out, f"report_{step}.json"), report)
         reports.append(report)
         distributed.barrier()
