@@ -100,8 +100,11 @@ def likelihood_report(config, method, model, dataset, device, folder, log):
     held-out points for non-image data, through the method's probability-flow ODE.
 
     Repeated eval.bpd_num_repeats times with fresh dequantization noise and Hutchinson probes (the
-    original: 5 passes over the test split). Writes folder/likelihood_{split}.npz; non-finite values
-    (a diverging ODE) are counted and left out of the mean, not fatal.
+    original: 5 passes over the test split), drawn for each (pass, batch) from seeds of their own, so
+    under torchrun the batches are shared out over the processes (batch j to rank j mod world) and the
+    numbers do not depend on how many there are. Rank 0 gathers them and writes
+    folder/likelihood_{split}.npz (the others return None); non-finite values (a diverging ODE) are
+    counted and left out of the mean, not fatal.
     """
     e = config.eval
     repeats = e.bpd_num_repeats
@@ -112,28 +115,39 @@ def likelihood_report(config, method, model, dataset, device, folder, log):
     split, key = (split, "bpd") if images else ("held_out", "nll")
     scaler = datasets.data_scaler(config)
     flow = method.probability_flow(model)
-    probes = torch.Generator(device=device).manual_seed(seeds.hashed(config.seed, seeds.LIKELIHOOD_PROBES))
+    rank, world = distributed.rank_world()
     values, nfes = [], []
     bar = run_utils.progress(total=repeats * total, desc=f"likelihood ({split})", unit="pt")
     for r in range(repeats):
-        noise = torch.Generator().manual_seed(seeds.hashed(config.seed, seeds.LIKELIHOOD_DEQUANTIZE, r))
-        row = []
-        for x in batches():
+        mine = {}
+        for j, x in enumerate(batches()):
+            if j % world != rank:
+                continue
+            noise = torch.Generator().manual_seed(seeds.hashed(config.seed, seeds.LIKELIHOOD_DEQUANTIZE, r, j))
+            probes = torch.Generator(device=device).manual_seed(
+                seeds.hashed(config.seed, seeds.LIKELIHOOD_PROBES, r, j))
+            nfe = None
             try:
                 if images:
                     v, nfe = likelihood.images_bits_per_dim(flow, x, scaler, device=device, noise_generator=noise,
                                                             generator=probes, **opts)
                 else:
                     v, nfe = likelihood.points_nll(flow, x, scaler, device=device, generator=probes, **opts)
-                nfes.append(nfe)
             except sampling.NonFiniteError as err:  # the solver stops the whole batch; count its points
                 log.info("likelihood: a batch of %d points diverged (%s); counted as non-finite", len(x), err)
                 v = torch.full((len(x),), float("nan"), dtype=torch.float64)
-            row.append(v)
-            bar.update(len(x))
-        values.append(torch.cat(row).numpy())
+            mine[j] = (v.detach().cpu(), nfe)
+            bar.update(len(x) * world)
+        gathered = distributed.gather_to_main(mine)
+        if gathered is None:
+            continue
+        merged = {j: got for part in gathered for j, got in part.items()}
+        nfes += [merged[j][1] for j in sorted(merged) if merged[j][1] is not None]
+        values.append(torch.cat([merged[j][0] for j in sorted(merged)]).numpy())
         log.info("likelihood pass %d/%d (%s): %s %.4f", r + 1, repeats, split, key, np.nanmean(values[-1]))
     bar.close()
+    if rank != 0:
+        return None
     values = np.stack(values)
     np.savez(os.path.join(folder, f"likelihood_{split}.npz"), **{key: values}, nfe=np.array(nfes))
     finite = np.isfinite(values)
@@ -224,9 +238,10 @@ def evaluate(config, workdir, eval_folder="eval"):
         folder = os.path.join(out, f"ckpt_{step}")
         if main:
             os.makedirs(folder, exist_ok=True)
-        # the samples first, drawn by every process: the phases of rank 0 alone come after
+        # the samples and bits/dim first, shared by every process: the phases of rank 0 alone come after
         sampled = sample_report(config, method, model, dataset, device, folder, step, log, fid_metrics) \
             if e.enable_sampling else {}
+        bpd = likelihood_report(config, method, model, dataset, device, folder, log) if e.enable_bpd else {}
         if not main:
             distributed.barrier()
             continue
@@ -234,8 +249,7 @@ def evaluate(config, workdir, eval_folder="eval"):
             report["eval_loss"], report["eval_loss_points"] = eval_loss(config, method, model, dataset, device)
             log.info("checkpoint %d: eval loss %.5g over %d held-out points", step, report["eval_loss"],
                      report["eval_loss_points"])
-        if e.enable_bpd:
-            report.update(likelihood_report(config, method, model, dataset, device, folder, log))
+        report.update(bpd)
         prior_pictures(config, method, model, dataset, device, out, step, log)
         report.update(sampled)
         files.write_json(os.path.join(out, f"report_{step}.json"), report)

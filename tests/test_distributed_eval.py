@@ -1,5 +1,6 @@
-"""Evaluation under torchrun (pfgm.distributed): the samples sharded by image seed over the processes and
-gathered on rank 0, one report, and no more network work in all than one process does alone."""
+"""Evaluation under torchrun (pfgm.distributed): the samples sharded by image seed and the held-out
+likelihood by batch over the processes, gathered on rank 0, one report, and no more network work in all
+than one process does alone."""
 import json
 import os
 import subprocess
@@ -62,7 +63,8 @@ def _eval(tmp_path, work, name, nproc, flags):
 
 def test_two_processes_draw_the_single_process_samples_with_no_more_network_work(tmp_path):
     c = tiny_config(n_iters=2, model=dict(nf=32, num_layers=2))
-    c.eval.update(num_samples=512, batch_size=128, enable_loss=False, first_seed=0)
+    c.eval.update(num_samples=512, batch_size=128, enable_loss=False, first_seed=0, enable_bpd=True,
+                  bpd_num_samples=64, bpd_batch_size=16, bpd_num_repeats=2, bpd_solver="euler", bpd_steps=4)
     c.sampling.update(ode_solver="euler", N=10)
     work = tmp_path / "run"
     train.Trainer(c, str(work)).run()
@@ -77,5 +79,9 @@ def test_two_processes_draw_the_single_process_samples_with_no_more_network_work
     np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)  # the same seeds, the same images
     assert sorted(p for p in os.listdir(work / "two") if p.startswith("report")) == ["report_2.json"]
     assert json.load(open(work / "two" / "report_2.json"))["num_samples"] == 512
+    nll_two = np.load(work / "two" / "ckpt_2" / "likelihood_held_out.npz")["nll"]
+    nll_one = np.load(work / "one" / "ckpt_2" / "likelihood_held_out.npz")["nll"]
+    assert nll_two.shape == (2, 64) and np.isfinite(nll_two).all()
+    np.testing.assert_allclose(nll_two, nll_one, rtol=1e-6)  # the held-out NLL shared out, the same numbers
     assert rows_two <= rows_one, (rows_two, rows_one)
     assert rows_one >= 512 * 10  # the counter saw the sampling: 512 samples x 10 Euler steps
