@@ -238,6 +238,7 @@ class Trainer:
         try:
             return self._run(main)
         finally:
+            self.feed.close()  # the DataLoader's worker processes, for file-backed data
             if self.lock is not None:
                 self.lock.close()
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pfgm import seeds, train
+from conftest import tiny_config
+from pfgm import checkpoint, seeds, train
 from pfgm.datasets import feed, get_dataset
 from pfgm.datasets.image_base import ArraySource, ImageDataset
 
@@ -106,3 +107,27 @@ def test_drawn_sets_draw_what_one_process_drew_before(tmp_path, dataset):
     before = next(ds.train_batches(12, torch.Generator().manual_seed(
         seeds.step_seed(c.seed, step, seeds.TRAIN_DATA, 0))))
     assert torch.equal(feed.make_feed(ds, c, torch.device("cpu")).shard(step), before)
+
+
+@pytest.mark.e2e
+def test_training_on_image_files_resumes_bit_exactly_through_the_loader(tmp_path):
+    """Steps 1-4 in one run equal steps 1-2, a resume, then 3-4: the DataLoader restarts at the resumed step."""
+    rng = np.random.RandomState(0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(40):
+        Image.fromarray(rng.randint(0, 256, (8, 8)).astype(np.uint8)).save(folder / f"im{i:02d}.png")
+
+    def config(n_iters):
+        c = tiny_config("poisson/digits_ddpmpp", n_iters, batch_size=16, small_batch_size=8,
+                        model=dict(nf=16, num_res_blocks=1))
+        c.data.update(dataset="folder", root=str(folder), num_workers=2, random_flip=True)
+        return c
+
+    train.Trainer(config(4), str(tmp_path / "once")).run()
+    train.Trainer(config(2), str(tmp_path / "twice")).run()
+    train.Trainer(config(4), str(tmp_path / "twice")).run()
+    a = checkpoint.read_checkpoint(checkpoint.checkpoint_path(str(tmp_path / "once"), 4))
+    b = checkpoint.read_checkpoint(checkpoint.checkpoint_path(str(tmp_path / "twice"), 4))
+    for name, value in a["model"].items():
+        assert torch.equal(value, b["model"][name]), name
