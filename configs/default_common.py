@@ -43,12 +43,17 @@ def _set(config, section, **values):
 
 def new_config(*, seed):
     """A config with only its seed (every random draw of a run derives from it), its device ('cuda' where
-    torch sees a GPU, else 'cpu') and, under torchrun, the timeout in seconds of the processes' collectives
-    (collective_timeout: the others wait that long for rank 0's phases, e.g. the FID of an evaluation)."""
+    torch sees a GPU, else 'cpu'), its number of CPU threads and, under torchrun, the timeout in seconds of
+    the processes' collectives (collective_timeout: the others wait that long for rank 0's phases, e.g. the
+    FID of an evaluation)."""
     config = ml_collections.ConfigDict()
     config.seed = seed
     config.device = "cuda" if torch.cuda.is_available() else "cpu"
     config.collective_timeout = 7200
+    # torch's CPU threads per process (torch.set_num_threads, set by the command line); 0: torch's
+    # default, one per core. One thread: on a shared 2-core machine one per core ran the toy 10-17x
+    # slower (threads waiting on each other while other jobs hold a core; docs/measurements.md).
+    config.num_threads = 1
     return config
 
 

@@ -75,7 +75,7 @@ def choice(config, key, choices):
 # stale key would otherwise be silently ignored (tests/test_config_keys.py checks every shipped config
 # against it, and that each key here is read somewhere in pfgm/).
 KNOWN_KEYS = {
-    "": {"device", "seed", "collective_timeout"},
+    "": {"device", "seed", "collective_timeout", "num_threads"},
     "data": {"centered", "dataset", "image_size", "num_channels", "path", "random_flip", "root", "shape",
              "uniform_dequantization", "num_workers"},
     "eval": {"batch_size", "begin_ckpt", "end_ckpt", "enable_loss", "enable_sampling", "num_samples", "fid_stats",
@@ -179,6 +179,7 @@ def validate(config, mode="train"):
     number(config, "sampling.N", low=1, integer=True)
     number(config, "seed", low=0, integer=True)
     number(config, "collective_timeout", low=1, optional=True)
+    number(config, "num_threads", low=0, integer=True)
     if get(config, "sampling.method") == "ode":
         choice(config, "sampling.ode_solver", set(sampling.SOLVERS) | set(sampling.SOLVER_ALIASES))
     for key in ("rtol", "atol"):

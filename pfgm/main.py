@@ -52,13 +52,14 @@ def check_workdir(workdir, mode):
 
 def main(argv):
     del argv
-    from pfgm import checkpoint, config_checks, datasets, evaluate, train, workdir
+    from pfgm import checkpoint, config_checks, datasets, evaluate, run_utils, train, workdir
 
     check_workdir(FLAGS.workdir, FLAGS.mode)
     folder = os.path.normpath(FLAGS.eval_folder)
     if os.path.isabs(folder) or folder == ".." or folder.startswith(".." + os.sep):
         _fail(f"--eval_folder {FLAGS.eval_folder!r} must be a folder inside --workdir (a relative path)")
     try:
+        run_utils.set_num_threads(config_checks.number(FLAGS.config, "num_threads", low=0, integer=True))
         if FLAGS.mode == "train":
             train.train(FLAGS.config, FLAGS.workdir)
         else:

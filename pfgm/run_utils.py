@@ -51,6 +51,13 @@ def setup_logging(logfile=None):
     return log
 
 
+def set_num_threads(n):
+    """torch's CPU threads (config.num_threads): n > 0 sets them, 0 keeps torch's default (one per core,
+    or $OMP_NUM_THREADS)."""
+    if n:
+        torch.set_num_threads(int(n))
+
+
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -256,9 +256,10 @@ class Trainer:
             for path in workdirs.remove_orphan_temporaries(self.workdir):
                 log.info("removed %s, left by a write that was killed", path)
             files.write_text(os.path.join(self.workdir, "config.json"), cfg.to_json_best_effort(indent=2))
-            log.info("training %s with %s (%.2fM parameters) on %s x%d, data %s %s; step %d of %d%s",
+            log.info("training %s with %s (%.2fM parameters) on %s x%d (%d CPU threads), data %s %s; "
+                     "step %d of %d%s",
                      t.sde, cfg.model.name, sum(p.numel() for p in self.model.parameters()) / 1e6, self.device,
-                     self.world, cfg.data.dataset, tuple(self.dataset.shape), self.step, t.n_iters,
+                     self.world, torch.get_num_threads(), cfg.data.dataset, tuple(self.dataset.shape), self.step, t.n_iters,
                      f" (resumed from {self.resumed_from})" if self.resumed_from else "")
         # 2. resumed at a snapshot step whose numbered checkpoint was lost (a kill during its write)
         due = self.step > 0 and (self.step % t.snapshot_freq == 0 or self.step == t.n_iters)

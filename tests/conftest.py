@@ -13,6 +13,10 @@ from pfgm.run_utils import load_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+if "OMP_NUM_THREADS" not in os.environ:  # one thread, as config.num_threads: see docs/measurements.md
+    import torch
+    torch.set_num_threads(1)
+
 
 def shipped_config(name):
     """configs/<name>.py's config, e.g. shipped_config('poisson/toy2d'), on the CPU."""

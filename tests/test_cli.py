@@ -44,8 +44,9 @@ def tree_digest(folder):
 
 def test_train_then_eval_from_the_command_line(tmp_path):
     work = str(tmp_path / "run")
-    r = cli("--config", "configs/poisson/toy2d.py", "--workdir", work, "--mode", "train", *TINY)
+    r = cli("--config", "configs/poisson/toy2d.py", "--workdir", work, "--mode", "train", "--config.num_threads=2", *TINY)
     assert r.returncode == 0, r.stderr
+    assert "on cpu x1 (2 CPU threads)" in r.stderr  # config.num_threads, over the test's OMP_NUM_THREADS=1
     for rel in ("checkpoints/checkpoint_20.pth", "checkpoints/checkpoint_30.pth",
                 "checkpoints-meta/checkpoint.pth", "samples/iter_30/sample.png",
                 "samples/iter_30/sample.npz", "loss.csv", "log.txt"):
