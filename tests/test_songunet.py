@@ -140,3 +140,23 @@ def test_set_songunet_removes_exactly_the_ncsnpp_keys_songunet_does_not_read():
     set_songunet(c.model, "ddpmpp")
     assert not set(NCSNPP_ONLY_KEYS) & set(c.model)
     models.build(c, "cpu")
+
+
+@pytest.mark.parametrize("key,value,words", [("encoder_type", "foo", "model.encoder_type"),
+                                             ("channel_mult", (1, 2, 2, 2, 2), "data.image_size"),
+                                             ("augment_dim", -1, "model.augment_dim"),
+                                             ("num_blocks", 0, "model.num_blocks")])
+def test_bad_keys_are_named(key, value, words):
+    from pfgm.config_checks import ConfigError
+    c = shipped_config("pfgmpp/digits_songunet")
+    c.model[key] = value
+    with pytest.raises(ConfigError, match=words):
+        models.build(c, "cpu")
+
+
+def test_songunet_serves_pfgmpp_only():
+    from pfgm.config_checks import ConfigError
+    c = shipped_config("pfgmpp/digits_songunet")
+    c.training.sde = "vpsde"
+    with pytest.raises(ConfigError, match="training.sde"):
+        models.build(c, "cpu")
