@@ -35,7 +35,8 @@ def radius_cdf(radius, data_dim, aug_dim, sigma):
 
 def sample_radius(sigma, data_dim, aug_dim, generator=None, beta_clip=None):
     """|x - y| for x ~ p_r(.|y), one per entry of sigma ((B,) tensor): R = r sqrt(B / (1 - B)),
-    B ~ Beta(N/2, D/2), drawn by inverting its CDF with the generator's uniforms (float64, sigma's device).
+    B ~ Beta(N/2, D/2), drawn by inverting its CDF with the generator's uniforms (float64; computed on the
+    host, one read of the device: `perturbation` uses it only for D > DEVICE_DRAW_MAX_D).
     beta_clip: B is clipped to [clip, 1 - clip], as the original does in training. D = inf: sigma chi_N."""
     device = sigma.device
     u = seeds.rand(sigma.shape, generator=generator, dtype=torch.float64, device=device).cpu().numpy()
@@ -51,14 +52,37 @@ def sample_radius(sigma, data_dim, aug_dim, generator=None, beta_clip=None):
     return sigma.double() * math.sqrt(aug_dim) * torch.as_tensor(ratio, device=device)
 
 
+# Up to this D the kernel is drawn on the device from Gaussians alone (no host read); beyond it the D
+# Gaussians per sample would cost more than `sample_radius`'s inverse CDF on the host.
+DEVICE_DRAW_MAX_D = 4096
+
+
 def perturbation(shape, sigma, aug_dim, generator=None, beta_clip=None, dtype=torch.float32):
-    """x - y for x ~ p_r(.|y): a radius from `sample_radius` times a uniform direction. shape = (B, ...),
-    sigma (B,). For D = inf this is N(0, sigma^2 I) drawn as radius times direction (the same law)."""
+    """x - y for x ~ p_r(.|y), shape = (B, ...), sigma (B,): a radius times a uniform direction.
+
+    Drawn from Gaussians on sigma's device (float64): g ~ N(0, I_N) and h ~ N(0, I_D) give the direction
+    g / |g| and, independent of it, 1 - B = |h|^2 / (|g|^2 + |h|^2) with B ~ Beta(N/2, D/2), so
+    R = r sqrt(B / (1 - B)) = sigma |g| / sqrt(|h|^2 / D) (the kernel is a multivariate Student t with D
+    degrees of freedom). beta_clip: B clipped to [clip, 1 - clip], as the original does in training.
+    D = inf: sigma g, N(0, sigma^2 I). D > DEVICE_DRAW_MAX_D: the radius from `sample_radius` (scipy's
+    inverse CDF, on the host)."""
     n = shape[0]
     data_dim = math.prod(shape[1:])
-    radius = sample_radius(sigma, data_dim, aug_dim, generator, beta_clip)
-    direction = seeds.randn((n, data_dim), generator=generator, dtype=torch.float64, device=sigma.device)
-    direction = direction / direction.norm(dim=1, keepdim=True)
+    g = seeds.randn((n, data_dim), generator=generator, dtype=torch.float64, device=sigma.device)
+    g_norm = g.norm(dim=1)
+    direction = g / g_norm.unsqueeze(1)
+    if math.isinf(aug_dim):
+        radius = sigma.double() * g_norm
+    elif aug_dim <= DEVICE_DRAW_MAX_D:
+        h2 = seeds.randn((n, int(aug_dim)), generator=generator, dtype=torch.float64,
+                         device=sigma.device).square().sum(1)
+        one_minus_b = h2 / (g_norm.square() + h2)
+        if beta_clip is not None:
+            one_minus_b = one_minus_b.clamp(beta_clip, 1.0 - beta_clip)
+        one_minus_b = one_minus_b.clamp_min(torch.finfo(torch.float64).tiny)
+        radius = sigma.double() * math.sqrt(aug_dim) * ((1.0 - one_minus_b) / one_minus_b).sqrt()
+    else:
+        radius = sample_radius(sigma, data_dim, aug_dim, generator, beta_clip)
     return (direction * radius.unsqueeze(1)).to(dtype).reshape(shape)
 
 

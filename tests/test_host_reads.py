@@ -19,7 +19,7 @@ SMALL_UNET = dict(nf=16, num_res_blocks=1)
 
 
 @pytest.mark.parametrize("name,batch,small,model", [
-    ("poisson/toy2d", 32, 8, None), ("vp/toy2d", 32, 32, None),
+    ("poisson/toy2d", 32, 8, None), ("vp/toy2d", 32, 32, None), ("pfgmpp/toy2d", 32, 32, None),
     ("ve/digits_ncsnpp", 8, 8, SMALL_UNET),            # NCSN++: FIR up/down-sampling
     ("poisson/digits_ddpmpp", 16, 8, SMALL_UNET)])
 def test_at_most_one_host_read_per_log_window(tmp_path, name, batch, small, model):

@@ -230,3 +230,29 @@ def test_bad_aug_dim_is_refused_by_name():
         c.training.aug_dim = bad
         with pytest.raises(config_checks.ConfigError, match="aug_dim"):
             config_checks.validate(c)
+
+
+def test_kernel_is_drawn_on_the_device_without_host_reads_up_to_the_threshold():
+    from pfgm.host_reads import HostReads
+
+    sigma = torch.full((64,), 0.5, dtype=torch.float64)
+    with HostReads() as reads:
+        pfgmpp.perturbation((64, 3, 4, 4), sigma, 128, generator=torch.Generator().manual_seed(0))
+        pfgmpp.perturbation((64, 3, 4, 4), sigma, INF, generator=torch.Generator().manual_seed(0))
+    assert reads.total == 0 and reads.uploads == 0
+    # beyond it, scipy's inverse CDF: the same law (the radial law's KS test)
+    big = pfgmpp.DEVICE_DRAW_MAX_D * 2
+    noise = pfgmpp.perturbation((3000, 16), torch.full((3000,), 0.7, dtype=torch.float64), big,
+                                generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    p = scipy.stats.kstest(noise.norm(dim=1).numpy(), lambda r: pfgmpp.radius_cdf(r, 16, big, 0.7)).pvalue
+    assert p > 1e-3, p
+
+
+def test_beta_clip_bounds_the_kernel_radius():
+    sigma, d, n, clip = 0.5, 8, 64, 0.4
+    noise = pfgmpp.perturbation((2000, n), torch.full((2000,), sigma, dtype=torch.float64), d, beta_clip=clip,
+                                generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    ratio = noise.norm(dim=1) / (sigma * math.sqrt(d))  # sqrt(B / (1 - B)), B clipped to [clip, 1 - clip]
+    lo, hi = math.sqrt(clip / (1 - clip)), math.sqrt((1 - clip) / clip)
+    assert ratio.min() >= lo - 1e-9 and ratio.max() <= hi + 1e-9
+    assert (ratio > hi - 1e-9).float().mean() > 0.5  # B ~ Beta(32, 4) sits mostly above 1 - clip

@@ -4,9 +4,9 @@
 
 The radius of the perturbation is r sqrt(B / (1 - B)) with B ~ Beta(N/2, D/2); the original clips B to
 [1e-3, 1 - 1e-3] in training (its loss.py), never when sampling. For each D this prints the share of draws
-that the clip moves, exactly (the regularized incomplete beta function) and by drawing them with the same
-inverse-CDF sampler as training (pfgm.pfgmpp.sample_radius's uniforms), and the D at which the share below
-the clip passes one half.
+that the clip moves, exactly (the regularized incomplete beta function) and by drawing them by the inverse
+CDF (pfgm.pfgmpp.sample_radius's way; training draws the same law from Gaussians, pfgm.pfgmpp.perturbation),
+and the D at which the share below the clip passes one half.
 """
 import argparse
 import os
@@ -26,7 +26,7 @@ def clipped_share(data_dim, aug_dim, clip):
 
 
 def drawn_share(data_dim, aug_dim, clip, draws, seed=0):
-    """The same shares from `draws` samples of 1 - B drawn as training draws it (inverse CDF of uniforms)."""
+    """The same shares from `draws` samples of 1 - B drawn by the inverse CDF of uniforms."""
     u = np.random.default_rng(seed).random(draws)
     one_minus_b = scipy.special.betaincinv(aug_dim / 2.0, data_dim / 2.0, 1.0 - u)
     return float(np.mean(one_minus_b > 1 - clip)), float(np.mean(one_minus_b < clip))
