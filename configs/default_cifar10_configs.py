@@ -16,7 +16,7 @@ Fixes and clean-ups relative to the official defaults:
   - sampling.vs (a verbosity flag) is dropped.
 """
 from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_ema,
-                                   set_eval, set_image_data, set_loop, set_optim, set_pfgm, set_sampler,
+                                   set_eval, set_image_data, set_loop, set_optim, set_pfgm, set_labels, set_sampler,
                                    set_sde_scales, set_songunet)
 from configs.default_edm import set_edm_protocol, set_edm_recipe
 # set_ncsnpp lived here once: config files written then import it from this module.
@@ -46,6 +46,7 @@ def get_default_configs():
     # The paper's CIFAR-10 values. App. B's rule (pfgm.poisson.hyperparameters) gives M = 287 for data
     # norm 30 and N = 3072; at M = 291 its z_max and upper_norm are 43.4 and 3015.
     set_pfgm(config, M=291, z_max=40.0, upper_norm=3000.0, z_exp=5.0)
+    set_labels(config)   # unconditional; the *_cond configs give the classes
     return config
 
 

@@ -18,6 +18,8 @@
   set_songunet   EDM's SongUNet keys (its DDPM++ and NCSN++ settings), for PFGM++ (configs/default_songunet.py)
   set_likelihood the eval.bpd_* keys
   set_eval_outputs  eval.fid_stats, inception_weights, save_images, enable_interpolate, enable_rescale
+  set_labels     class-conditional generation (model.label_dim, training.label_dropout, sampling.class_label,
+                 sampling.guidance), off by default
 
 Each data set's defaults file then offers get_default_configs(), get_pfgm_config() and (where baselines
 exist) get_sde_config(sde); the files under configs/<method>/ start from one of these and state only
@@ -319,6 +321,25 @@ def pfgmpp_run(config, *, aug_dim, batch_size, sigma_max=80.0, sigma_min=0.002, 
     sampling.S_max = float("inf")
     sampling.S_noise = 1.0
     return config
+
+
+def set_labels(config, *, label_dim=0, label_dropout=0.0, class_label=-1, guidance=1.0, guidance_tmin=0.0):
+    """Class-conditional generation, the same keys for every method (pfgm/methods/conditioning.py,
+    docs/conditional.md):
+
+      model.label_dim         number of classes the network is given as a one-hot input (0: unconditional,
+                              as EDM); it must equal the data set's class count
+      training.label_dropout  probability that a training label is replaced by the null label (the all-zero
+                              one-hot), so that one network learns the unconditional prediction too
+      sampling.class_label    the class every sample is drawn from (-1: a random class per sample)
+      sampling.guidance       w: the prediction is u + w (c - u) of the unconditional (u) and conditional (c)
+                              ones (1: plain conditional sampling; > 1: classifier-free guidance)
+      sampling.guidance_tmin  guidance only where the sampler's time (PFGM: z, PFGM++: sigma, SDEs: t) is at
+                              least this; below it the class prediction alone (0: guidance everywhere)
+    """
+    _set(config, "model", label_dim=label_dim)
+    _set(config, "training", label_dropout=label_dropout)
+    return _set(config, "sampling", class_label=class_label, guidance=guidance, guidance_tmin=guidance_tmin)
 
 
 def set_ncsnpp(model, **overrides):

@@ -7,7 +7,7 @@ The same UNet (set_small_unet) and the same number of images trained on per step
 poisson/digits_ddpmpp, vp/digits_ddpmpp and ve/digits_ncsnpp, for a fair comparison.
 """
 from configs.default_common import (new_config, pfgm_run, pfgmpp_run, sde_run, set_ema, set_eval, set_image_data, set_loop, set_ncsnpp,
-                                   set_optim, set_pfgm, set_sampler, set_sde_scales)
+                                   set_optim, set_pfgm, set_labels, set_sampler, set_sde_scales)
 
 # Images trained on per step by every digits config (PFGM's B; the whole batch of the baselines).
 TRAIN_POINTS = 64
@@ -46,6 +46,7 @@ def get_default_configs():
     # z_exp = 1: the z-substitution's one-charge model was checked for N = 3072; with N = 64 it is kept
     # to the last stretch of each trajectory (0 disables it).
     set_pfgm(config, M=261, z_max=17.88, upper_norm=179.3, z_exp=1.0)
+    set_labels(config)   # unconditional; the *_cond configs give the classes
     return config
 
 

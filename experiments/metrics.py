@@ -73,27 +73,39 @@ class Context:
         return self._cache[key]
 
 
-def measure(table, config, samples, dataset, ctx):
+def measure(table, config, samples, dataset, ctx, labels=None):
     """{'nonfinite': count, 'metrics': {...}} (+ 'metric_name' for digits) or {'nonfinite', 'missing': why}.
-    Non-finite samples are dropped before measuring, and counted."""
+    Non-finite samples are dropped before measuring, and counted (a conditional model's labels too: its
+    'accuracy' counts a non-finite sample as a miss)."""
     finite = np.isfinite(samples.reshape(len(samples), -1)).all(1)
     out = {"nonfinite": int((~finite).sum())}
     s = samples[finite]
     if len(s) < 2:
         return dict(out, missing="fewer than 2 finite samples")
+    m = _measure(table, config, s, dataset, ctx, len(samples))
+    if labels is not None and "metrics" in m:
+        from pfgm.evaluation import conditional
+        judged = conditional.class_report(config, np.clip(s, 0.0, 1.0) if table.kind == "digits" else s,
+                                          np.asarray(labels)[finite])
+        if judged:
+            m["metrics"]["accuracy"] = judged["class_accuracy"] * len(s) / len(samples)
+    return dict(out, **m)
+
+
+def _measure(table, config, s, dataset, ctx, n):
+    """The quality numbers of the finite samples s of n."""
     if table.kind == "toy":
         from pfgm.evaluate import sample_quality
         held_out = torch.Generator().manual_seed(seeds.offset(config.seed, seeds.HELD_OUT))
-        ref = dataset.eval_data(len(samples), held_out).numpy()
+        ref = dataset.eval_data(n, held_out).numpy()
         q = sample_quality(s, ref[: len(s)])
-        return dict(out, metrics=dict(sliced_w=q["sliced_wasserstein"], mmd=q["mmd"]))
+        return dict(metrics=dict(sliced_w=q["sliced_wasserstein"], mmd=q["mmd"]))
     if table.kind == "digits":
         name, fn = ctx.digits_metric
-        return dict(out, metrics={"fid": float(fn(np.clip(s, 0.0, 1.0), ctx.digits_reference(config)))},
-                    metric_name=name)
+        return dict(metrics={"fid": float(fn(np.clip(s, 0.0, 1.0), ctx.digits_reference(config)))}, metric_name=name)
     from pfgm import run_utils
     metric, why = ctx.inception(table.dataset, run_utils.resolve_device(config.device))
     if metric is None:
-        return dict(out, missing=why)
+        return dict(missing=why)
     m = metric(s, uint8=config.eval.uint8)  # the row's paper's protocol
-    return dict(out, metrics={"fid": m["fid"], "is_": m.get("inception_score")})
+    return dict(metrics={"fid": m["fid"], "is_": m.get("inception_score")})

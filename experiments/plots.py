@@ -126,17 +126,23 @@ def plot_sample_grids(table, rows, results, path, per_row=36):
     for ax in axes.flat:
         ax.axis("off")
     for ax, (row, r) in zip(axes.flat, panels):
-        x = np.load(r["samples_path"])["samples"].astype(np.float32)
+        with np.load(r["samples_path"]) as f:
+            x, labels = f["samples"].astype(np.float32), (f["labels"] if "labels" in f.files else None)
+        if labels is not None and table.kind != "toy":   # a conditional model's digits: a row per class
+            rows_, _ = visualize.class_rows(labels, 6)
+            x = np.concatenate([x[i:i + 1] if i >= 0 else np.ones_like(x[:1]) for i in rows_.reshape(-1)])
         if table.kind == "toy":
             ax.axis("on")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.scatter(x[:2000, 0], x[:2000, 1], s=1, alpha=0.5, lw=0)
+            colors = None if labels is None else plt.get_cmap("tab10")(labels[:2000] % 10)
+            ax.scatter(x[:2000, 0], x[:2000, 1], s=1, alpha=0.5, lw=0, c=colors)
             ax.set_xlim(-4.5, 4.5)
             ax.set_ylim(-4.5, 4.5)
             ax.set_aspect("equal")
         else:
-            ax.imshow(visualize.image_grid(visualize.to_uint8(np.clip(x[:per_row], 0, 1)), nrow=6)[..., 0],
+            shown = len(x) if labels is not None else per_row
+            ax.imshow(visualize.image_grid(visualize.to_uint8(np.clip(x[:shown], 0, 1)), nrow=6)[..., 0],
                       cmap="gray", vmin=0, vmax=255)
         q = _quality(table, r)
         ax.set_title(f"{row.label}\n{r['sampler']}, NFE {r.get('nfe', 0):.0f}"

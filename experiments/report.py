@@ -25,9 +25,11 @@ def _num(v, digits=3):
 
 
 def _columns(table, bpd=False):
+    acc = ["accuracy"] if table.conditional else []
     if table.kind == "toy":
-        return ["row", "sampler", "NFE", "sliced W", "MMD", "status / note"]
-    cols = ["row", "sampler", "NFE", "FID"] + (["IS"] if table.kind == "images" else []) + (["bpd"] if bpd else [])
+        return ["row", "sampler", "NFE"] + acc + ["sliced W", "MMD", "status / note"]
+    cols = ["row", "sampler", "NFE"] + acc + ["FID"] + (["IS"] if table.kind == "images" else []) + \
+        (["bpd"] if bpd else [])
     return cols + ["paper NFE", "paper FID"] + (["paper IS"] if table.kind == "images" else []) + \
         (["paper bpd"] if bpd else []) + ["paper source", "status / note"]
 
@@ -46,9 +48,10 @@ def _cells(table, row, r, bpd=False):
     if r.get("nonfinite"):
         note += f" ({r['nonfinite']} non-finite samples dropped)"
     nfe = _num(r.get("nfe"), 4) if r.get("nfe") is not None else ""
+    acc = [_num(met.get("accuracy"))] if table.conditional else []
     if table.kind == "toy":
-        return [row.label, r["sampler"], nfe, _num(met.get("sliced_w")), _num(met.get("mmd")), note]
-    cells = [row.label, r["sampler"], nfe, _num(met.get("fid"))]
+        return [row.label, r["sampler"], nfe] + acc + [_num(met.get("sliced_w")), _num(met.get("mmd")), note]
+    cells = [row.label, r["sampler"], nfe] + acc + [_num(met.get("fid"))]
     if table.kind == "images":
         cells.append(_num(met.get("is_")))
     if bpd:
@@ -84,6 +87,14 @@ def table_header(table, results, opts, command, per_row, seconds, digits_metric,
                                     else "raw 64-d pixels: a stand-in") + "); "
                       "paper columns are the CIFAR-10 numbers of the row this one mirrors, "
                       "for orientation only.")
+    if table.conditional:
+        header.append("Accuracy: the share of samples judged to be of the class they were asked for (a random class "
+                      "per sample, sampling.class_label = -1) by " + ("the shipped digits classifier" if
+                                                                     table.kind == "digits" else "the density's "
+                      "geometry (nearest Gaussian, dark square)") + "; unconditional rows have none. w: "
+                      "sampling.guidance, u + w (c - u) of the null-label and class predictions (PFGM: the slopes "
+                      "dx/dz; PFGM++: the denoiser; VP: the score); w != 1 evaluates both in one network call "
+                      "on the doubled batch, counted once in NFE.")
     if budget is not None:
         header += ["", "Budget check:"] + [f"- {b}" for b in budget]
         if train_times:

@@ -48,8 +48,10 @@ def _num_samples(row, opts):
 
 
 def _sample(config, ckpt_path, row, opts, log, first_seed=None):
-    """(samples as float32 numpy in data space, mean NFE per batch, the dataset)."""
+    """(samples as float32 numpy in data space, mean NFE per batch, the dataset, the classes asked of a
+    conditional model as numpy (None: unconditional))."""
     from pfgm import checkpoint, datasets, methods, run_utils
+    from pfgm.evaluation import conditional
     device = run_utils.resolve_device(config.device)
     model = checkpoint.load_ema_model(config, ckpt_path, device)
     if row.quantize_bits:
@@ -59,13 +61,16 @@ def _sample(config, ckpt_path, row, opts, log, first_seed=None):
     n = _num_samples(row, opts)
     sampler = {k: v for k, v in row.sampler.items() if not (k == "method" and k not in config.sampling)}
     label = tables.sampler_label(row.sampler)
+    for k, v in sampler.items():   # the asked classes follow the row's class_label (pfgm.evaluation.conditional)
+        configs.set_key(config, f"sampling.{k}", v)
+    labels = conditional.asked_labels(config, n, device)
     per_image = None if first_seed is None else seeds.image_seeds(first_seed, n)
     samples, nfes = methods.get_method(config).sample_in_batches(
         model, n, dataset.shape, opts.get("batch_size"),
         generator=torch.Generator(device=device).manual_seed(seeds.offset(config.seed, seeds.SAMPLES)),
-        seeds=per_image, device=device, convert=lambda x: inverse(x).float().cpu().numpy(),
+        seeds=per_image, device=device, convert=lambda x: inverse(x).float().cpu().numpy(), labels=labels,
         on_batch=lambda done, nfe: log(f"  [{row.model} {label}] {done}/{n} samples, NFE {nfe}"), **sampler)
-    return samples, float(np.mean(nfes)), dataset
+    return samples, float(np.mean(nfes)), dataset, None if labels is None else labels.cpu().numpy()
 
 
 @torch.no_grad()
@@ -205,22 +210,25 @@ def _sample_set(table, row, ctx, log, first_seed=None):
         return dict(result, **{k: cached[k] for k in ("nfe", "metrics", "nonfinite", "sample_s", "metric_name")
                                if k in cached}, status="cached")
     if cached is not None and os.path.exists(cache_npz):
-        samples, nfe, sample_s = np.load(cache_npz)["samples"], cached["nfe"], cached.get("sample_s")
+        with np.load(cache_npz) as f:
+            samples, labels = f["samples"], (f["labels"] if "labels" in f.files else None)
+        nfe, sample_s = cached["nfe"], cached.get("sample_s")
         from pfgm import datasets
         dataset = datasets.get_dataset(config)
         status = "metrics added to cached samples"
     else:
         t0 = time.time()
         try:
-            samples, nfe, dataset = _sample(config, path, row, opts, log, first_seed)
+            samples, nfe, dataset, labels = _sample(config, path, row, opts, log, first_seed)
         except Exception as e:  # a failed solver is a result; keep the other rows
             return dict(result, status="error", note=f"sampling failed: {type(e).__name__}: {e}")
         sample_s = time.time() - t0
         os.makedirs(cache_dir, exist_ok=True)
         # float16 halves the 50000 CIFAR-size samples of a gpu row; the small cpu samples stay exact
-        np.savez(cache_npz, samples=samples.astype(np.float16 if table.kind == "images" else np.float32), nfe=nfe)
+        np.savez(cache_npz, samples=samples.astype(np.float16 if table.kind == "images" else np.float32), nfe=nfe,
+                 **({} if labels is None else dict(labels=labels)))
         status = "computed"
-    m = metrics.measure(table, config, samples, dataset, ctx)
+    m = metrics.measure(table, config, samples, dataset, ctx, labels)
     files.write_json(cache_json, dict(key=key, nfe=nfe, sample_s=sample_s, **m))
     log(f"[{row.name}] {status}: NFE {nfe:.1f}"
         + "".join(f", {k} {v:.4g}" for k, v in (m.get("metrics") or {}).items() if v is not None)

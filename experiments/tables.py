@@ -21,6 +21,7 @@ file and overrides), a sampler (config.sampling overrides) and the paper number 
   pfgmpp_songunet -                                                  digits: PFGM++ with NCSN++ vs SongUNet (equal
                                                                     parameters), with / without augmentation
   pfgmpp_songunet_convergence -                                      the same models per snapshot
+  conditional, conditional_convergence, conditional_toy  -           class-conditional study (experiments/cond_tables.py)
 
 Several rows share one model (the RK45 and Euler rows of PFGM DDPM++ use the same network).
 
@@ -59,10 +60,15 @@ class Table:
     dataset: str = ""            # FID statistics flag suffix for 'images'
     rows: list = dataclasses.field(default_factory=list)
     note: str = ""
+    conditional: bool = False    # rows sample class-conditional models: accuracy of samples beside the quality
 
 
 def sampler_label(s):
-    """A sampler as the tables show it (RK45, Euler N=20, PC .../..., N=1000)."""
+    """A sampler as the tables show it (RK45, Euler N=20, PC .../..., N=1000; ', w = 2' when guided)."""
+    return _sampler_label(s) + (f", w = {s['guidance']:g}" if "guidance" in s else "")
+
+
+def _sampler_label(s):
     if s.get("method") == "pc":
         return f"PC {s.get('predictor')}/{s.get('corrector')}, N={s.get('N')}"
     if s.get("ode_solver") in ("euler", "heun"):
@@ -71,7 +77,8 @@ def sampler_label(s):
 
 
 def sampler_tag(sampler, n):
-    """A sampler and sample count as row ids and cache file names spell them: euler_N20_n500."""
+    """A sampler and sample count as row ids and cache file names spell them: euler_N20_n500 (a class and
+    guidance: euler_N20_c3_w2_n500; a random class per sample, c-1)."""
     s = sampler
     if s.get("method") == "pc":
         tag = f"pc_{s['predictor']}_{s['corrector']}_N{s['N']}"
@@ -79,6 +86,10 @@ def sampler_tag(sampler, n):
         tag = f"{s['ode_solver']}_N{s['N']}"
     else:
         tag = "rk45" + (f"_tol{s['rtol']:g}" if "rtol" in s else "")
+    if "class_label" in s:
+        tag += f"_c{s['class_label']}"
+    if "guidance" in s:
+        tag += f"_w{s['guidance']:g}"
     return f"{tag}_n{n}"
 
 
@@ -284,6 +295,7 @@ def _cpu_tables(rk45_tol, n_iters=None):
             toy.append(Row(f"{m}_{tag}", f"{names[m] if smp['method'] == 'ode' else names[m].split()[0] + ' SDE'}, "
                            f"MLP, {sampler_label(smp)}", f"toy_{m}", T[m], sampler=smp, paper=None,
                            source="no paper analogue (toy)"))
+    from experiments import cond_tables
     return {
         "cifar10": Table("cifar10", "Digits 8x8 (CPU analogue of the CIFAR-10 table): digits-FID / NFE, RK45",
                          "digits", rows=main),
@@ -305,6 +317,7 @@ def _cpu_tables(rk45_tol, n_iters=None):
         "pfgmpp_toy": Table("pfgmpp_toy", "2-D checkerboard: PFGM++ from D = 1 to D = inf", "toy",
                             rows=_pfgmpp_rows("toy", "configs/pfgmpp/toy2d.py", bits=())),
         **_songunet_tables(last),
+        **cond_tables.cpu_tables(rk, [k for k in CONVERGENCE_STEPS if k <= last]),
     }
 
 

@@ -102,13 +102,15 @@ KNOWN_KEYS = {
                  "z_max", "z_min", "upper_norm", "z_exp",                      # PFGM
                  "eps", "noise_removal", "predictor", "corrector", "snr", "n_steps_each",
                  "probability_flow",
-                 "sigma_min", "sigma_max", "rho", "S_churn", "S_min", "S_max", "S_noise"},  # PFGM++
+                 "sigma_min", "sigma_max", "rho", "S_churn", "S_min", "S_max", "S_noise",  # PFGM++
+                 "class_label", "guidance", "guidance_tmin"},                                   # class labels
     "training": {"sde", "batch_size", "small_batch_size", "n_iters", "log_freq", "eval_freq", "snapshot_freq",
                  "snapshot_freq_for_preemption", "snapshot_sampling", "snapshot_num_samples",
                  "max_nonfinite_steps", "reduce_mean", "continuous", "likelihood_weighting",
                  "mixed_precision", "compile", "augment_p",
                  "M", "tau", "gamma", "restrict_M",                            # PFGM
-                 "aug_dim", "P_mean", "P_std", "stf", "beta_clip"},                         # PFGM++
+                 "aug_dim", "P_mean", "P_std", "stf", "beta_clip",             # PFGM++
+                 "label_dropout"},                                             # class labels
 }
 
 

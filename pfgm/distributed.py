@@ -47,15 +47,17 @@ def barrier():
         dist.barrier()
 
 
-def sample_sharded(method, model, shape, image_seeds, batch_size, *, device, convert, on_batch=None):
+def sample_sharded(method, model, shape, image_seeds, batch_size, *, device, convert, on_batch=None, labels=None):
     """The images of `image_seeds` drawn by all ranks together (each its block, `batch_size` at a time):
-    (samples in seed order, [NFE per batch]) on rank 0, (None, None) on the others."""
+    (samples in seed order, [NFE per batch]) on rank 0, (None, None) on the others. labels: the class of
+    each image (a conditional model), in seed order."""
     rank, world = rank_world()
     lo, hi = shard_range(len(image_seeds), rank, world)
     part, nfes = None, []
     if hi > lo:
         part, nfes = method.sample_in_batches(model, hi - lo, shape, batch_size, seeds=image_seeds[lo:hi],
-                                              device=device, convert=convert, on_batch=on_batch)
+                                              device=device, convert=convert, on_batch=on_batch,
+                                              labels=None if labels is None else labels[lo:hi])
     gathered = gather_to_main((part, nfes))
     if gathered is None:
         return None, None

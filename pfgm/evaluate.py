@@ -18,7 +18,7 @@ import torch
 
 from pfgm import (checkpoint, config_checks, datasets, distributed, files, methods, precision, run_utils, sampling,
                   seeds, visualize)
-from pfgm.evaluation import likelihood, prior_paths, sample_metrics
+from pfgm.evaluation import conditional, likelihood, prior_paths, sample_metrics
 from pfgm.images import to_uint8
 
 
@@ -202,7 +202,7 @@ def trajectories_picture(config, method, model, dataset, device, folder, step, r
     g = torch.Generator(device=device).manual_seed(seeds.hashed(config.seed, seeds.TRAJECTORIES))
     x = method.prior_sample(64, dataset.shape, device, g)
     with torch.no_grad():
-        times, states = method.trajectory(model, x, steps=100)
+        times, states = method.trajectory(model, x, steps=100, labels=conditional.asked_labels(config, 64, device))
     inverse = datasets.inverse_scaler(config)
     visualize.save_trajectories(times.numpy(), inverse(states).numpy(), os.path.join(folder, "trajectories.png"),
                                 reference=reference, time_name=method.time_name,
@@ -265,36 +265,41 @@ def sample_report(config, method, model, dataset, device, folder, step, log, fid
     inverse = datasets.inverse_scaler(config)
     convert = lambda x: inverse(x).float().cpu().numpy()  # noqa: E731
     _, world = distributed.rank_world()
+    labels = conditional.asked_labels(config, e.num_samples, device)
     with run_utils.progress(total=e.num_samples, desc=f"sample ckpt {step}", unit="sample") as bar:
         progress = lambda done, nfe: (bar.set_postfix(nfe=nfe), bar.update(done - bar.n))  # noqa: E731
         if world > 1 or e.first_seed >= 0:  # per-image seeds, sharded over the processes
             per_image = seeds.image_seeds(max(e.first_seed, 0), e.num_samples)
             samples, nfes = distributed.sample_sharded(method, model, dataset.shape, per_image, e.batch_size,
-                                                       device=device, convert=convert, on_batch=progress)
+                                                       device=device, convert=convert, on_batch=progress,
+                                                       labels=labels)
             if samples is None:
                 return {}
         else:
             gen = torch.Generator(device=device).manual_seed(seeds.offset(config.seed, seeds.SAMPLES))
             samples, nfes = method.sample_in_batches(model, e.num_samples, dataset.shape, e.batch_size,
                                                      generator=gen, device=device, convert=convert,
-                                                     on_batch=progress)
-    np.savez(os.path.join(folder, "samples.npz"), samples=samples, nfe=np.array(nfes))
+                                                     on_batch=progress, labels=labels)
+    np.savez(os.path.join(folder, "samples.npz"), samples=samples, nfe=np.array(nfes),
+             **({} if labels is None else dict(labels=labels.cpu().numpy())))
     if e.save_images and samples.ndim == 4:
         written = visualize.save_images(samples, os.path.join(folder, "images"), uint8=e.uint8)
         log.info("checkpoint %d: %d images -> %s", step, written, os.path.join(folder, "images"))
     gen = torch.Generator().manual_seed(seeds.offset(config.seed, seeds.HELD_OUT))
-    reference = dataset.eval_data(len(samples), gen).numpy()
+    reference, reference_labels = datasets.held_out_with_labels(dataset, len(samples), gen)
     report = dict(nfe=float(np.mean(nfes)), num_samples=int(len(samples)))
     report.update(sample_quality(samples, reference))
+    report.update(conditional.class_report(config, samples, labels))
     if fid_metrics is not None:
         report.update(fid_metrics(samples))
-    visualize.save_samples_figure(samples, os.path.join(folder, "samples.png"), reference=reference,
-                                  title=f"{config.training.sde}, step {step}, NFE {report['nfe']:.0f}")
+    guide = "" if labels is None else f", guidance {config.sampling.guidance:g}"
+    conditional.save_figure(samples, labels, os.path.join(folder, "samples.png"), reference, reference_labels,
+                            title=f"{config.training.sde}, step {step}, NFE {report['nfe']:.0f}{guide}")
     if samples.ndim == 2 and samples.shape[1] == 2:
         trajectories_picture(config, method, model, dataset, device, folder, step, reference)
     log.info("checkpoint %d: %d samples, NFE %.0f%s", step, len(samples), report["nfe"],
              "".join(f", {k} {v:.4g}" for k, v in report.items()
-                     if k in ("sliced_wasserstein", "mmd", "fid", "inception_score", "digits_fid")))
+                     if k in ("sliced_wasserstein", "mmd", "fid", "inception_score", "digits_fid", "class_accuracy")))
     if report.get("far_samples"):
         log.info("checkpoint %d: %d of %d samples end far from the data (beyond %g times its radius, "
                  "docs/configs.md); without them: sliced W %.4g, MMD %.4g", step, report["far_samples"],

@@ -141,6 +141,23 @@ def posterior_mean(x, charges, sigma, aug_dim):
     return (w @ charges.flatten(1).double().to(x.device)).to(x.dtype).reshape(x.shape)
 
 
+def class_posterior_mean(x, charges, sigma, aug_dim, labels, charge_labels):
+    """The conditional `stf` target: row i is posterior_mean(x_i, charges[charge_labels == labels_i]),
+    the exact denoiser of the batch's charges of the row's own class; a NULL (-1, dropped) label takes
+    all the charges. x (B, ...), sigma float or (B,), labels (B,), charge_labels (L,) -> like x."""
+    charge_labels = charge_labels.to(labels.device)
+    sigma = torch.as_tensor(sigma, device=x.device)
+    sigma = sigma.expand(len(x)) if sigma.dim() == 0 else sigma
+    out = torch.empty_like(x)
+    for c in torch.unique(labels).tolist():
+        rows = labels == c
+        mine = charges if c < 0 else charges[charge_labels == c]
+        if not len(mine):
+            raise ValueError(f"no charge of class {c} in the batch for the {int(rows.sum())} points of that class")
+        out[rows] = posterior_mean(x[rows], mine, sigma[rows], aug_dim)
+    return out
+
+
 def mixture_logp(x, charges, sigma, aug_dim):
     """(B,) log-density at x of the charges' kernels at sigma, averaged: log (1/L) sum_i p_r(x | y_i)."""
     lw = _log_weights(x, charges, sigma, aug_dim)

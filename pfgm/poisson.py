@@ -17,6 +17,8 @@ from pfgm import seeds
 __all__ = [
     "empirical_field",
     "field_target",
+    "class_field_target",
+    "class_posterior",
     "perturb",
     "prior_radius_cdf",
     "sample_prior",
@@ -113,6 +115,51 @@ def _normalized(e, x, gamma):
     n = x.shape[1] - 1
     norm = e.norm(dim=1, keepdim=True)
     return -math.sqrt(n) * e / (norm + gamma)
+
+
+def class_field_target(x, data, gamma, labels, data_labels):
+    """Training target of class-conditional PFGM: Eq. 8 with each point's own class as the charges.
+
+    Row i is field_target(x_i, data[data_labels == labels_i], gamma): the normalized empirical field of
+    the class-labels_i charges of the large batch; a row whose label is NULL (-1, dropped in training)
+    gets the field of all the charges, the unconditional target.
+
+    Args:
+      x: (B, N+1) perturbed augmented points.
+      data: (L, ...) the large batch of charges; data_labels: (L,) their classes.
+      labels: (B,) the class of each row of x, or -1.
+
+    Returns:
+      (B, N+1) target. A row whose class has no charge in the batch is an error (the trained points are
+    part of the batch, so their own class always has one).
+    """
+    data_labels = data_labels.to(labels.device)
+    out = torch.empty_like(x)
+    for c in torch.unique(labels).tolist():
+        rows = labels == c
+        charges = data if c < 0 else data[data_labels == c]
+        if not len(charges):
+            raise ValueError(f"no charge of class {c} in the batch for the {int(rows.sum())} points of that class")
+        out[rows] = field_target(x[rows], charges, gamma)
+    return out
+
+
+def class_posterior(x, data, data_labels, num_classes):
+    """p(c | x~): the share of the (unscaled) field's z-component that the class-c charges carry,
+
+        p(c | x~) = sum_{j in c} |x~ - y~_j|^{-(N+1)} / sum_j |x~ - y~_j|^{-(N+1)},
+
+    the posterior of the class under the D = 1 kernel (class priors: the charges' shares). The slope of
+    all the charges' field is the p(c | x~)-average of the class slopes: dx/dz = sum_c p(c | x~) dx/dz_c,
+    since E = sum_c E_c and E_z,c / E_z = p(c | x~) (docs/conditional.md). x (B, N+1) -> (B, num_classes).
+    """
+    y = _flat(data).to(dtype=x.dtype, device=x.device)
+    n = y.shape[1]
+    d2 = torch.cdist(x[:, :n], y).square() + x[:, n:].square()
+    logk = -0.5 * (n + 1) * torch.log(d2)
+    onehot = torch.nn.functional.one_hot(data_labels.to(x.device), num_classes).to(x.dtype)
+    w = torch.softmax(logk, dim=1)
+    return w @ onehot
 
 
 def perturb(data, M, tau, sigma_end, restrict_M=True, generator=None):

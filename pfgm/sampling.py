@@ -14,7 +14,7 @@ import torch
 from pfgm import poisson, rk45 as dopri, run_utils
 
 __all__ = ["SOLVERS", "SOLVER_ALIASES", "SPACINGS", "solver_name", "euler", "heun", "rk45", "time_grid", "odeint", "solve",
-           "in_log_time", "backward_ode", "pfgm_drift", "per_sample", "NonFiniteError", "TooManySteps"]
+           "in_log_time", "backward_ode", "integrate_z", "pfgm_drift", "per_sample", "NonFiniteError", "TooManySteps"]
 
 
 def euler(drift, x, ts, *, callback=None):
@@ -246,16 +246,24 @@ def backward_ode(field_fn, x, *, z_max, z_min, solver="rk45", steps=100, rtol=1e
     Returns:
       (samples shaped like x, number of field evaluations).
     """
+    drift = pfgm_drift(field_fn, z_exp=z_exp, gamma=gamma)
+    return integrate_z(drift, x, z_max=z_max, z_min=z_min, solver=solver, steps=steps, rtol=rtol, atol=atol,
+                       max_nfe=max_nfe, callback=callback)
+
+
+def integrate_z(drift, x, *, z_max, z_min, solver="rk45", steps=100, rtol=1e-4, atol=1e-4, max_nfe=None,
+                callback=None):
+    """`backward_ode`'s integration of a given dx/dz drift(x, z) (e.g. a guided one) from z_max to z_min."""
     if not 0 < z_min < z_max:
         raise ValueError(f"need 0 < z_min < z_max, got z_min={z_min}, z_max={z_max}")
-    drift = pfgm_drift(field_fn, z_exp=z_exp, gamma=gamma)
     try:
         return odeint(drift, x, z_max, z_min, solver=solver, steps=steps, rtol=rtol, atol=atol, spacing="log",
                       last_step_euler=True, max_nfe=max_nfe, callback=callback)
     except (NonFiniteError, TooManySteps) as e:
-        if drift.pointing_away() is None:
+        info = drift.pointing_away() if callable(getattr(drift, "pointing_away", None)) else None
+        if info is None:
             raise
-        away, n, z = drift.pointing_away()
+        away, n, z = info
         # A field of the wrong sign (e.g. the physical E, which points away from the charges) has its
         # v_z capped at -1e-5: dx/dz is then huge and carries the samples off to infinity.
         raise type(e)(f"{e}; field_fn gave v_z >= 0 (pointing away from the data) for {away} of {n} samples "

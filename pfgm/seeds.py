@@ -34,6 +34,7 @@ INTERPOLATION = 3
 RESCALE = 4
 TRAJECTORIES = 5
 SNAPSHOT_IMAGES = 6         # the first per-image seed of training's snapshot samples
+SAMPLE_LABELS = 7           # the classes asked of a conditional model's samples (sampling.class_label = -1)
 
 
 def step_seed(*keys):

@@ -22,9 +22,10 @@ import torch
 import torch.distributed as dist
 
 from pfgm import (checkpoint, config_checks, datasets, distributed, files, methods, models, precision,
-                  run_utils, seeds, step_guard, visualize)
+                  run_utils, seeds, step_guard)
 from pfgm import workdir as workdirs
 from pfgm.datasets import augment, feed
+from pfgm.evaluation import conditional
 from pfgm.models.ema import ExponentialMovingAverage
 
 
@@ -126,12 +127,16 @@ class Trainer:
 
     # -- one step -------------------------------------------------------------------------
     def global_batch(self, step):
-        shard = self.scaler(self.feed.shard(step))
-        if self.world == 1:
-            return shard
-        shards = [torch.empty_like(shard) for _ in range(self.world)]
-        dist.all_gather(shards, shard.contiguous())
-        return arrange_global(shards, _n_trained(self.config))
+        """Step `step`'s global batch (model space, on the device); (batch, labels) for a conditional model."""
+        parts = [self.scaler(self.feed.shard(step))]
+        if self.config.model.label_dim:
+            parts.append(self.feed.labels(step))
+        if self.world > 1:
+            for i, shard in enumerate(parts):
+                shards = [torch.empty_like(shard) for _ in range(self.world)]
+                dist.all_gather(shards, shard.contiguous())
+                parts[i] = arrange_global(shards, _n_trained(self.config))
+        return tuple(parts) if len(parts) > 1 else parts[0]
 
     @property
     def nonfinite_in_row(self):
@@ -142,8 +147,9 @@ class Trainer:
         return int(self.skips.total)
 
     def train_step(self, batch):
-        """One update on the global batch; returns (loss, lr), the loss a device scalar (NaN when the
-        update was skipped, as decided on the device by every rank together: pfgm.step_guard)."""
+        """One update on the global batch (or (batch, labels)); returns (loss, lr), the loss a device scalar
+        (NaN when the update was skipped, as decided on the device by every rank together: pfgm.step_guard)."""
+        batch, labels = batch if isinstance(batch, tuple) else (batch, None)
         self.model.train()
         torch.manual_seed(seeds.step_seed(self.config.seed, self.step, seeds.TRAIN_TORCH, self.rank))
         noise = torch.Generator(device=self.device)
@@ -155,6 +161,8 @@ class Trainer:
             gen = torch.Generator(device=self.device)
             gen.manual_seed(seeds.step_seed(self.config.seed, self.step, seeds.TRAIN_AUGMENT))
             batch, extra["augment_labels"] = augment.augment(batch, self.config.training.augment_p, gen)
+        if labels is not None:  # a conditional model's classes (an unconditional run calls the loss as before)
+            extra["labels"] = labels
         loss = self.method.loss(net, batch, generator=noise, shard=shard, **extra)
         self.optimizer.zero_grad(set_to_none=True)
         self.precision.backward(loss)
@@ -204,18 +212,20 @@ class Trainer:
         waits through a whole sampling run in a barrier. Returns (folder, NFE) on rank 0, else None."""
         n = self.config.training.snapshot_num_samples
         image_seeds = seeds.image_seeds(seeds.hashed(self.config.seed, seeds.SNAPSHOT_IMAGES), n)
+        labels = conditional.asked_labels(self.config, n, self.device)
         with self.ema.swapped_in(self.model):
             samples, nfes = distributed.sample_sharded(
-                self.method, self.model, self.dataset.shape, image_seeds, n, device=self.device,
+                self.method, self.model, self.dataset.shape, image_seeds, n, device=self.device, labels=labels,
                 convert=lambda x: self.inverse_scaler(x).float().cpu().numpy())
         if samples is None:
             return None
         folder = os.path.join(self.workdir, "samples", f"iter_{self.step}")
         os.makedirs(folder, exist_ok=True)
-        np.savez(os.path.join(folder, "sample.npz"), samples=samples, nfe=nfes[0])
-        reference = self.dataset.eval_data(n, torch.Generator().manual_seed(0)).numpy()
-        visualize.save_samples_figure(samples, os.path.join(folder, "sample.png"), reference=reference,
-                                      title=f"step {self.step}, NFE {nfes[0]}")
+        np.savez(os.path.join(folder, "sample.npz"), samples=samples, nfe=nfes[0],
+                 **({} if labels is None else dict(labels=labels.cpu().numpy())))
+        reference, reference_labels = datasets.held_out_with_labels(self.dataset, n, torch.Generator().manual_seed(0))
+        conditional.save_figure(samples, labels, os.path.join(folder, "sample.png"), reference, reference_labels,
+                                title=f"step {self.step}, NFE {nfes[0]}")
         return folder, nfes[0]
 
     def _should_stop(self):

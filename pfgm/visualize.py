@@ -37,19 +37,26 @@ def save_image_grid(images, path, nrow=None, padding=2, scale=1):
     atomic_write(path, lambda p: img.save(p, format="PNG"))
 
 
-def save_scatter(points, path, reference=None, title=None, lim=None):
-    """Scatter plot of 2-D samples, with reference data beside them when given."""
+def save_scatter(points, path, reference=None, title=None, lim=None, labels=None, reference_labels=None):
+    """Scatter plot of 2-D samples, with reference data beside them when given; labels / reference_labels
+    (class per point) colour the points by class."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     points = np.asarray(points)
-    panels = [("samples", points)] if reference is None else [("data", np.asarray(reference)), ("samples", points)]
+    panels = [("samples", points, labels)]
+    if reference is not None:
+        panels.insert(0, ("data", np.asarray(reference), reference_labels))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
     lim = lim or max(3.0, float(np.percentile(np.abs(panels[0][1]), 99.5)) * 1.15)
-    for ax, (name, pts) in zip(axes[0], panels):
-        ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.5)
+    for ax, (name, pts, lab) in zip(axes[0], panels):
+        if lab is None:
+            ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.5)
+        else:
+            colors = plt.get_cmap("tab10")(np.asarray(lab) % 10)
+            ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.5, c=colors)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
@@ -69,6 +76,35 @@ def save_samples_figure(samples, path, reference=None, title=None):
     elif samples.ndim == 4:
         n = min(len(samples), 64)
         save_image_grid(to_uint8(samples[:n]), path, scale=max(1, 64 // samples.shape[-1]))
+    else:
+        return False
+    return True
+
+
+def class_rows(labels, per_class=10):
+    """Indices laying out samples one row per class present in `labels` (ascending), up to per_class
+    each, -1 where a row has fewer: a (rows, per_class) int array and the rows' classes."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    rows = np.full((len(classes), per_class), -1)
+    for r, c in enumerate(classes):
+        idx = np.flatnonzero(labels == c)[:per_class]
+        rows[r, :len(idx)] = idx
+    return rows, classes
+
+
+def save_class_figure(samples, labels, path, reference=None, reference_labels=None, title=None, per_class=10):
+    """A conditional model's samples: 2-D points coloured by their class (beside the labelled data);
+    images (n, C, H, W) in [0, 1] as a grid with one row per class, up to per_class each."""
+    samples = np.asarray(samples)
+    if samples.ndim == 2 and samples.shape[1] == 2:
+        save_scatter(samples, path, reference=reference, title=title, labels=labels, reference_labels=reference_labels)
+    elif samples.ndim == 4:
+        rows, _ = class_rows(labels, per_class)
+        images = to_uint8(samples)
+        blank = np.full_like(images[:1], 255)
+        grid = np.concatenate([images[i:i + 1] if i >= 0 else blank for i in rows.reshape(-1)])
+        save_image_grid(grid, path, nrow=per_class, scale=max(1, 64 // samples.shape[-1]))
     else:
         return False
     return True

@@ -204,3 +204,29 @@ def test_seed_sets_report_the_minimum_over_sets(tmp_path, monkeypatch):
                                                             convert=lambda x: ((x + 1) / 2).float().numpy())
     np.testing.assert_allclose(np.clip(again, 0, 1), seen[0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(seen[0], seen[1])
+
+
+@pytest.mark.e2e  # runs the experiment driver
+def test_conditional_table_accuracy_and_guidance_rows(tmp_path):
+    """The class-conditional study: one cached result per guidance w (the classes asked and the samples kept),
+    an accuracy column for the conditional models, none for the unconditional ones."""
+    kw = dict(scale="cpu", n_iters=2, num_samples=16, rk45_tol=1e-1, log=lambda m: None,
+              digits_metric=("stand-in FD", metrics.pixel_fd))
+    md, files, results = runner.run_table("conditional", str(tmp_path), **kw)["conditional"]
+    rows = tables.tables("cpu")["conditional"].rows
+    assert all(r["status"] == "computed" for r in results), [r.get("note") for r in results]
+    table = _csv(tmp_path / "conditional_cpu.csv")
+    assert [r["row_id"] for r in table] == [r.name for r in rows]
+    for r in table:
+        if r["row_id"].endswith("_uncond"):
+            assert r["accuracy"] == ""
+        else:
+            assert 0 <= float(r["accuracy"]) <= 1 and r["sampler"].endswith(f"w = {r['row_id'].rsplit('_w', 1)[1]}")
+    cached = os.listdir(tmp_path / "digits_pfgm_cond" / "reproduce")
+    assert sorted(f for f in cached if f.endswith(".npz")) == sorted(
+        f"{s}_c-1_w{w}_n16_step2.npz" for w in ("1", "1.5", "2", "3") for s in ("rk45_tol0.1", "heun_N20"))
+    with np.load(tmp_path / "digits_vp_cond" / "reproduce" / "rk45_tol0.1_c-1_w2_n16_step2.npz") as f:
+        assert f["labels"].shape == (16,) and f["samples"].shape == (16, 1, 8, 8)
+    assert "Accuracy: the share of samples" in md
+    _, _, again = runner.run_table("conditional", str(tmp_path), **kw)["conditional"]
+    assert all(r["status"] == "cached" for r in again)

@@ -41,7 +41,8 @@ class _BatchUnpickler(pickle.Unpickler):
 
 
 def _parse_cifar_batch(raw, where):
-    """(k, 3, 32, 32) uint8 array from one pickled batch's bytes; `where` names it in errors."""
+    """((k, 3, 32, 32) uint8 array, (k,) int64 labels or None) from one pickled batch's bytes; `where`
+    names it in errors."""
     try:
         batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as e:  # pickle raises many kinds for garbage
@@ -60,8 +61,13 @@ def _parse_cifar_batch(raw, where):
     if labels is not None and len(labels) != data.shape[0]:
         raise DataError(f"data.root: CIFAR-10 batch {where} has {data.shape[0]} images but "
                         f"{len(labels)} labels")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if not np.issubdtype(labels.dtype, np.integer) or (len(labels) and not 0 <= labels.min() <= labels.max() < 10):
+            raise DataError(f"data.root: CIFAR-10 batch {where} has labels outside the classes 0..9")
+        labels = labels.astype(np.int64)
     # Each row is the red, then green, then blue 32x32 plane, row-major: already channel-first.
-    return data.reshape(-1, 3, 32, 32)
+    return data.reshape(-1, 3, 32, 32), labels
 
 
 def _read_cifar_archive(path):
@@ -110,7 +116,7 @@ def missing_root(root):
 
 
 def read_cifar10(root):
-    """{batch name: (k, 3, 32, 32) uint8} from `root`: the .tar.gz archive, the extracted
+    """{batch name: ((k, 3, 32, 32) uint8, (k,) labels or None)} from `root`: the .tar.gz archive, the extracted
     cifar-10-batches-py folder, or a folder holding either (the folder wins)."""
     if not root:
         raise DataError(f"data.root is empty: point it at {CIFAR_ARCHIVE} or {CIFAR_FOLDER}/{WHERE_FROM}")
@@ -137,9 +143,13 @@ def make_cifar10(config):
     if int(config.data.num_channels) != 3:
         raise ValueError("data.num_channels must be 3 for CIFAR10")
     batches = read_cifar10(config.data.root)
-    train = torch.from_numpy(np.concatenate([batches[n] for n in CIFAR_TRAIN_BATCHES]))
-    test = torch.from_numpy(np.ascontiguousarray(batches[CIFAR_TEST_BATCH]))
+    train = torch.from_numpy(np.concatenate([batches[n][0] for n in CIFAR_TRAIN_BATCHES]))
+    test = torch.from_numpy(np.ascontiguousarray(batches[CIFAR_TEST_BATCH][0]))
+    # the 10 classes when every batch has its labels (a batch without them leaves the data unlabelled)
+    labelled = all(b[1] is not None for b in batches.values())
+    train_labels = torch.from_numpy(np.concatenate([batches[n][1] for n in CIFAR_TRAIN_BATCHES])) if labelled else None
+    test_labels = torch.from_numpy(batches[CIFAR_TEST_BATCH][1]) if labelled else None
     resize = None if size == 32 else size
-    return ImageDataset("CIFAR10", (3, size, size), ArraySource(train, 255.0, resize),
-                        ArraySource(test, 255.0, resize), config.data.random_flip,
-                        config.data.uniform_dequantization)
+    return ImageDataset("CIFAR10", (3, size, size), ArraySource(train, 255.0, resize, train_labels),
+                        ArraySource(test, 255.0, resize, test_labels), config.data.random_flip,
+                        config.data.uniform_dequantization, num_classes=10 if labelled else 0)

@@ -10,7 +10,8 @@ DIGITS_SPLIT_SEED = 0
 
 
 def make_digits(config):
-    """scikit-learn's 1797 8x8 hand-written digits (values 0..16 mapped to [0, 1]); no file needed.
+    """scikit-learn's 1797 8x8 hand-written digits (values 0..16 mapped to [0, 1]) and their classes
+    0..9; no file needed.
 
     Split: a fixed random permutation (seed DIGITS_SPLIT_SEED) holds out 297 images; 1500 train.
     `data.image_size` != 8 resizes once, bilinearly (antialiased when shrinking); `data.num_channels`
@@ -24,10 +25,12 @@ def make_digits(config):
         raise ValueError(f"data.image_size must be a positive integer, got {size}")
     if channels not in (1, 3):
         raise ValueError(f"data.num_channels must be 1 or 3 for digits, got {channels}")
-    images = torch.as_tensor(load_digits().images, dtype=torch.float32).unsqueeze(1) / 16.0
+    digits = load_digits()
+    images = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
     images = resize(images, size).repeat(1, channels, 1, 1).contiguous()
+    labels = torch.as_tensor(digits.target, dtype=torch.long)
     perm = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(DIGITS_SPLIT_SEED))
-    held_out, train = images[perm[:DIGITS_NUM_EVAL]], images[perm[DIGITS_NUM_EVAL:]]
-    return ImageDataset("digits", (channels, size, size), ArraySource(train), ArraySource(held_out),
-                        config.data.random_flip,
-                        config.data.uniform_dequantization)
+    ev, tr = perm[:DIGITS_NUM_EVAL], perm[DIGITS_NUM_EVAL:]
+    return ImageDataset("digits", (channels, size, size), ArraySource(images[tr], labels=labels[tr]),
+                        ArraySource(images[ev], labels=labels[ev]), config.data.random_flip,
+                        config.data.uniform_dequantization, num_classes=10)

@@ -97,6 +97,14 @@ class _Feed:
             return x
         return x[self._positions_here if x.device == self.device else self.positions]
 
+    def labels(self, step):
+        """This rank's class labels of step `step`'s draw (the one `shard(step)` returns), a LongTensor on
+        the device: the same indices (or toy draws) again, so nothing is kept between the two calls."""
+        labels = self._labels(step)
+        if labels is None:
+            raise DataError(f"data.dataset: {self.config.data.dataset!r} has no labels to train a conditional model on")
+        return to_device(labels, self.device)
+
     def close(self):
         pass
 
@@ -115,6 +123,15 @@ class DrawnFeed(_Feed):
             return to_device(self._mine(self.dataset.sampler(self.batch_size, gen)), self.device)
         idx = torch.randint(0, len(self.points), (self.batch_size,), generator=gen)
         return self.points[to_device(self._mine(idx), self.device)]
+
+    def _labels(self, step):
+        gen = _step_generator(self.config, step)
+        if self.points is None:
+            labels = getattr(self.dataset, "labelled_sampler", lambda n, g: (None, None))(self.batch_size, gen)[1]
+            return None if labels is None else self._mine(labels)
+        idx = torch.randint(0, len(self.points), (self.batch_size,), generator=gen)
+        known = self.dataset.train_labels
+        return None if known is None else known[self._mine(idx)]
 
 
 class _ImageFeed(_Feed):
@@ -136,6 +153,10 @@ class _ImageFeed(_Feed):
 
     def _draw(self, step):
         return self.draw(step)
+
+    def _labels(self, step):
+        known = getattr(self.dataset.train, "labels", None)
+        return None if known is None else known[self._draw(step)[0]]
 
 
 class MemoryFeed(_ImageFeed):

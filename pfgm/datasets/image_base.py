@@ -15,6 +15,9 @@ Every image factory takes the config and returns an `ImageDataset`:
                                  when `data.uniform_dequantization` (the likelihood's convention)
   eval_batches(batch_size)       the whole held-out split once, in order (last batch may be smaller)
   split_batches(split, batch_size)  'train' or 'test' once, in order, as stored (no flip, no dequantization)
+  num_classes                    the classes of the images' labels (0: unlabelled); the sources then
+                                 hold `labels`, a (n,) LongTensor
+  eval_labelled(n, g)            (eval_data(n, g), their labels or None)
 
 Unlike the official pipeline, the eval split is never flipped, not even during training.
 `g` must be a CPU generator: the data live on the CPU; move the batches where they are needed.
@@ -55,10 +58,12 @@ def uniform_dequantize(x, generator):
 class ImageDataset:
     """Two splits of images (sources with `len()` and `load(indices) -> float (k, C, H, W)`)."""
 
-    def __init__(self, name, shape, train, held_out, random_flip=False, uniform_dequantization=False):
+    def __init__(self, name, shape, train, held_out, random_flip=False, uniform_dequantization=False,
+                 num_classes=0):
         self.name = name
         self.shape = tuple(shape)
         self.train, self.held_out = train, held_out
+        self.num_classes = int(num_classes)
         self.random_flip = bool(random_flip)
         self.uniform_dequantization = bool(uniform_dequantization)
 
@@ -70,24 +75,31 @@ class ImageDataset:
     def num_eval(self):
         return len(self.held_out)
 
-    def train_batches(self, batch_size, generator):
+    def train_batches(self, batch_size, generator, labels=False):
+        """Endless batches (see the module docstring); labels: (images, their classes or None)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        known = getattr(self.train, "labels", None) if self.num_classes else None
         for idx in _index_stream(self.num_train, batch_size, generator):
             x = self.train.load(idx)
             if self.random_flip:
                 x = random_flip(x, generator)
             if self.uniform_dequantization:
                 x = uniform_dequantize(x, generator)
-            yield x
+            yield (x, None if known is None else known[idx]) if labels else x
 
     def eval_data(self, n, generator):
+        return self.eval_labelled(n, generator)[0]
+
+    def eval_labelled(self, n, generator):
         if n < 1:
             raise ValueError(f"n must be positive, got {n}")
-        x = self.held_out.load(next(_index_stream(self.num_eval, n, generator)))
+        idx = next(_index_stream(self.num_eval, n, generator))
+        x = self.held_out.load(idx)
         if self.uniform_dequantization:
             x = uniform_dequantize(x, generator)
-        return x
+        labels = getattr(self.held_out, "labels", None)
+        return x, None if labels is None or not self.num_classes else labels[idx]
 
     def split_batches(self, split, batch_size):
         """One split ('train' or 'test') once, in its fixed order, as stored: never flipped or
@@ -121,10 +133,11 @@ def resize(x, size):
 
 
 class ArraySource:
-    """Images held in memory as a (n, C, H, W) tensor; `scale` maps its values to [0, 1]."""
+    """Images held in memory as a (n, C, H, W) tensor; `scale` maps its values to [0, 1]; labels: their
+    (n,) LongTensor classes, or None."""
 
-    def __init__(self, images, scale=1.0, image_size=None):
-        self.images, self.scale, self.image_size = images, float(scale), image_size
+    def __init__(self, images, scale=1.0, image_size=None, labels=None):
+        self.images, self.scale, self.image_size, self.labels = images, float(scale), image_size, labels
 
     def __len__(self):
         return self.images.shape[0]

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from pfgm.datasets import DataError
+from pfgm.datasets.folder_labels import folder_labels
 from pfgm.datasets.image_base import ImageDataset, check_size
 from pfgm.images import IMAGE_EXTENSIONS, list_images
 
@@ -167,7 +168,8 @@ def make_folder(config):
     data.dataset 'CELEBA': center crop 140 then bilinear resize to data.image_size (official CelebA
     transform); 'LSUN' and 'folder': center crop to a square then antialiased bicubic resize.
     Images are converted to RGB (grey when data.num_channels is 1) and decoded lazily per batch;
-    an unreadable file raises DataError when a batch first reaches it. Splits: see _split_folder.
+    an unreadable file raises DataError when a batch first reaches it. Splits: see _split_folder; classes
+    (one per sub-folder, or EDM's dataset.json): pfgm.datasets.folder_labels.
     """
     root = config.data.root
     name = config.data.dataset
@@ -186,6 +188,7 @@ def make_folder(config):
     train, held_out = _split_folder(root, files)
     transform = celeba_transform(size) if name == "CELEBA" else square_transform(size)
     shape = (channels, size, size)
-    return ImageDataset(name, shape, FolderSource(train, transform, shape),
-                        FolderSource(held_out, transform, shape), config.data.random_flip,
-                        config.data.uniform_dequantization)
+    train_src, eval_src = FolderSource(train, transform, shape), FolderSource(held_out, transform, shape)
+    num_classes, train_src.labels, eval_src.labels = folder_labels(root, train, held_out)
+    return ImageDataset(name, shape, train_src, eval_src, config.data.random_flip,
+                        config.data.uniform_dequantization, num_classes=num_classes)

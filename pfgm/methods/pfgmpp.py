@@ -13,6 +13,9 @@ sigma_max, rho, rtol, atol, max_nfe, S_churn, S_min, S_max, S_noise}.
   3.2% of D = 1's heavy tail; tools/beta_clip_share.py, docs/pfgmpp.md). With training.stf the target is the posterior
   mean of the whole batch's charges (the original's large-reference-batch target) instead of y; the
   first small_batch_size points of the batch are the ones trained.
+- Class labels (model.label_dim > 0): the label goes into the network (NULL when dropped, with probability
+  training.label_dropout); with stf the posterior is over the batch's charges of the point's class; sampling
+  is guided on the denoiser, D_u + w (D_c - D_u) (pfgm.methods.conditioning).
 - Sampling: `heun` on EDM's rho-schedule with the last step (to sigma = 0) plain Euler is EDM's sampler
   (N = 18: 35 NFE); `euler` steps the same schedule; `rk45` integrates in log sigma from sigma_max to
   sigma_min, then takes EDM's last Euler step to 0 (one more NFE: x <- D(x, sigma_min)). sampling.S_churn
@@ -24,6 +27,7 @@ import torch
 
 from pfgm import pfgmpp, sampling, seeds
 from pfgm.config_checks import ConfigError, number, ordered, trained_points
+from pfgm.methods import conditioning
 from pfgm.methods.base import Method, ProbabilityFlow
 from pfgm.sampling import per_sample
 
@@ -38,7 +42,7 @@ class PFGMPP(Method):
     name = "pfgmpp"
     time_name = "sigma"
     sampling_keys = ("method", "ode_solver", "N", "sigma_min", "sigma_max", "rho", "rtol", "atol", "max_nfe",
-                     "S_churn", "S_min", "S_max", "S_noise")
+                     "S_churn", "S_min", "S_max", "S_noise", "class_label", "guidance", "guidance_tmin")
 
     def __init__(self, config):
         super().__init__(config)
@@ -75,47 +79,60 @@ class PFGMPP(Method):
                               "'euler'), not 'rk45'")
 
     # ---- the network as EDM's denoiser ----------------------------------------------------------
-    def denoiser(self, model, augment_labels=None):
-        """D(x, sigma) = c_skip x + c_out F(c_in x, sigma) (the network embeds log(sigma) / 4), in x's dtype;
-        augment_labels (training only) tell the network how x's clean image was augmented."""
+    def labelled_denoiser(self, model, augment_labels=None):
+        """D(x, sigma, labels) = c_skip x + c_out F(c_in x, sigma, labels) (the network embeds log(sigma) / 4;
+        labels None: the null label of a conditional model), in x's dtype."""
         dtype = next(model.parameters()).dtype
-        extra = {} if augment_labels is None else dict(augment_labels=augment_labels)
 
-        def denoise(x, sigma):
+        def denoise(x, sigma, labels):
             c_skip, c_out, c_in, _ = (per_sample(c, x) for c in pfgmpp.preconditioning(sigma, self.sigma_data))
-            out = model((c_in * x).to(dtype), sigma.to(dtype), **extra).to(x.dtype)
+            out = self.net(model, (c_in * x).to(dtype), sigma.to(dtype), labels, augment_labels).to(x.dtype)
             return c_skip * x + c_out * out
 
         return denoise
 
+    def denoiser(self, model, labels=None, guidance=1.0, tmin=0.0):
+        """D(x, sigma) towards the classes `labels` of a conditional model, guided as D_u + w (D_c - D_u),
+        w = guidance, at sigma >= tmin (`conditioning.guided`); an unconditional model's plain denoiser."""
+        return conditioning.guided(self.labelled_denoiser(model), labels, guidance, tmin)
+
     # ---- Method -----------------------------------------------------------------------------------
-    def loss(self, model, batch, generator=None, shard=None, augment_labels=None):
+    def loss(self, model, batch, generator=None, shard=None, labels=None, augment_labels=None):
+        """EDM's weighted denoising loss on the D-dimensional kernel; with labels, the network denoises
+        towards the point's class (NULL when dropped) and the stf target is the posterior over the
+        batch's charges of that class (`pfgmpp.class_posterior_mean`)."""
         t = self.config.training
         y = batch[: t.small_batch_size]
         opts = dict(generator=generator, device=y.device)
         sigma = torch.exp(t.P_mean + t.P_std * torch.randn(len(y), dtype=torch.float64, **opts))
         noise = pfgmpp.perturbation(y.shape, sigma, self.D, generator, beta_clip=t.beta_clip or None, dtype=y.dtype)
+        kept = self.train_labels(labels, len(y), generator)
         mine = self.shard_slice(len(y), shard)
         y, sigma, x = y[mine], sigma[mine].to(y.dtype), (y + noise)[mine]
+        kept = None if kept is None else kept[mine]
         if t.stf:
             with torch.no_grad():
-                target = pfgmpp.posterior_mean(x, batch, sigma, self.D)
+                if kept is None:
+                    target = pfgmpp.posterior_mean(x, batch, sigma, self.D)
+                else:
+                    target = pfgmpp.class_posterior_mean(x, batch, sigma, self.D, kept, labels)
         else:
             target = y
         aug = None if augment_labels is None else augment_labels[: t.small_batch_size][mine]
-        sq = (self.denoiser(model, aug)(x, sigma) - target).flatten(1) ** 2
+        sq = (self.labelled_denoiser(model, aug)(x, sigma, kept) - target).flatten(1) ** 2
         per_point = sq.mean(1) if t.reduce_mean else sq.sum(1)
         return (pfgmpp.loss_weight(sigma, self.sigma_data) * per_point).mean()
 
     def prior_sample(self, n, shape, device, generator=None):
         return pfgmpp.sample_prior(n, shape, self.D, self.config.sampling.sigma_max, generator, device)
 
-    def sample(self, model, n, shape, *, x=None, generator=None, device=None, **overrides):
+    def sample(self, model, n, shape, *, x=None, generator=None, device=None, labels=None, **overrides):
         s = self.sampling_options(overrides)
         device = device or next(model.parameters()).device
         if x is None:
             x = pfgmpp.sample_prior(n, shape, self.D, s["sigma_max"], generator, device)
-        return self.solve(self.denoiser(model), x, s, generator=generator)
+        labels = self.sampler_labels(len(x), device, generator, s, labels)
+        return self.solve(self.denoiser(model, labels, s["guidance"], s["guidance_tmin"]), x, s, generator=generator)
 
     def solve(self, denoiser, x, s, callback=None, generator=None):
         """The backward ODE from sigma_max to 0 with the settings `s` (see the module docstring)."""
@@ -156,11 +173,11 @@ class PFGMPP(Method):
                 callback(t_next, x)
         return x, nfe
 
-    def trajectory(self, model, x, steps=100):
+    def trajectory(self, model, x, steps=100, labels=None):
         """Heun on the EDM schedule with `steps` levels (times are sigma, ending at 0)."""
         s = dict(self.sampling_options({}), ode_solver="heun", N=steps, S_churn=0.0)
         times, states, record = self._recorder()
-        self.solve(self.denoiser(model), x, s, callback=record)
+        self.solve(self.denoiser(model, labels, s["guidance"], s["guidance_tmin"]), x, s, callback=record)
         return torch.tensor(times, dtype=torch.float64), torch.stack(states)
 
     def prior_radius(self, dim):

@@ -5,6 +5,7 @@ import torch
 
 from pfgm import poisson, sampling
 from pfgm.config_checks import number, ordered, trained_points
+from pfgm.methods import conditioning
 from pfgm.methods.base import Method, ProbabilityFlow
 
 
@@ -38,12 +39,15 @@ class Poisson(Method):
     (method 'pc': predictor, corrector; see `check_sampler`).
 
     training.gamma serves the sampler too: the z-substitution below sampling.z_exp rebuilds v_z from the
-    field's norm offset gamma (App. B.2.3), so the two must agree, as in the original (one key)."""
+    field's norm offset gamma (App. B.2.3), so the two must agree, as in the original (one key).
+
+    Class labels (model.label_dim > 0; training.label_dropout, sampling.class_label, sampling.guidance): the
+    field of the point's class's charges is the target, and guidance mixes the slopes dx/dz (`drift`)."""
 
     name = "poisson"
     time_name = "z"
     sampling_keys = ("method", "ode_solver", "N", "rtol", "atol", "z_max", "z_min", "upper_norm", "z_exp", "max_nfe",
-                     "predictor", "corrector")
+                     "predictor", "corrector", "class_label", "guidance", "guidance_tmin")
 
     @classmethod
     def check_config(cls, config):
@@ -58,20 +62,29 @@ class Poisson(Method):
         number(config, "sampling.upper_norm", low=0, strict_low=True, allow_inf=True)
         check_sampler(dict(config.sampling))
 
-    def loss(self, model, batch, generator=None, shard=None):
+    def loss(self, model, batch, generator=None, shard=None, labels=None, augment_labels=None):
+        """The field regression of Sec. 3.2. With labels (a conditional model), a trained point of class
+        c regresses the field of the batch's class-c charges, one whose label was dropped that of all of
+        them (`poisson.class_field_target`)."""
         t = self.config.training
         small = batch[: t.small_batch_size]
         x_aug = poisson.perturb(small, t.M, t.tau, self.config.model.sigma_end,
                                 restrict_M=t.restrict_M, generator=generator)
+        kept = self.train_labels(labels, len(small), generator)
         mine = self.shard_slice(len(small), shard)
         small, x_aug = small[mine], x_aug[mine]
         with torch.no_grad():
             # every charge of the (global) batch, the trained points' own among them
-            target = poisson.field_target(x_aug, batch, t.gamma)
+            if kept is None:
+                target = poisson.field_target(x_aug, batch, t.gamma)
+            else:
+                kept = kept[mine]
+                target = poisson.class_field_target(x_aug, batch, t.gamma, kept, labels)
         x_in = x_aug[:, :-1].reshape(small.shape)
         # The target uses the true z; the network never sees z = 0 (log z embeddings).
         z_in = x_aug[:, -1].clamp_min(1e-10)
-        v_x, v_z = model(x_in, z_in)
+        aug = None if augment_labels is None else augment_labels[: t.small_batch_size][mine]
+        v_x, v_z = self.net(model, x_in, z_in, kept, aug)
         pred = torch.cat([v_x.reshape(len(small), -1), v_z.reshape(-1, 1)], dim=1)
         sq = (pred - target) ** 2
         per_sample = sq.mean(1) if t.reduce_mean else 0.5 * sq.sum(1)
@@ -82,36 +95,48 @@ class Poisson(Method):
         x = poisson.sample_prior(n, math.prod(shape), s.z_max, s.upper_norm, generator=generator, device=device)
         return x.reshape(n, *shape)
 
-    def field_fn(self, model):
-        """(x, z) -> (v_x, v_z) of the network, in x's dtype whatever the network's."""
+    def field_fn(self, model, labels=None):
+        """(x, z) -> (v_x, v_z) of the network (for the classes `labels` of a conditional model; None:
+        the null label), in x's dtype whatever the network's."""
         dtype = next(model.parameters()).dtype
 
         def field_fn(xt, z):
-            v_x, v_z = model(xt.to(dtype), z.to(dtype))
+            v_x, v_z = self.net(model, xt.to(dtype), z.to(dtype), labels)
             return v_x.to(xt.dtype), v_z.to(xt.dtype)
 
         return field_fn
 
-    def sample(self, model, n, shape, *, x=None, generator=None, device=None, **overrides):
+    def drift(self, model, labels=None, s=None):
+        """dx/dz of the backward ODE (z-substitution below sampling.z_exp), guided for a conditional
+        model: the slopes of the class and null branches, each with its own substitution, mixed as
+        slope_u + w (slope_c - slope_u), w = sampling.guidance (`conditioning`, docs/conditional.md)."""
+        s = s or self.sampling_options({})
+        opts = dict(z_exp=s["z_exp"], gamma=self.config.training.gamma)
+        plain = sampling.pfgm_drift(self.field_fn(model, labels), **opts)
+        if labels is None or s["guidance"] == 1:
+            return plain
+        both = sampling.pfgm_drift(self.field_fn(model, conditioning.with_null(labels)), **opts)
+        return conditioning.mixed(both, s["guidance"], s["guidance_tmin"], plain)
+
+    def sample(self, model, n, shape, *, x=None, generator=None, device=None, labels=None, **overrides):
         s = self.sampling_options(overrides)
         device = device or next(model.parameters()).device
         if x is None:
             x = self.prior_sample(n, shape, device, generator)
+        labels = self.sampler_labels(len(x), device, generator, s, labels)
         check_sampler(s)
         solver = "euler" if s["method"] == "pc" else s["ode_solver"]
         with torch.no_grad():
-            return sampling.backward_ode(
-                self.field_fn(model), x, z_max=s["z_max"], z_min=s["z_min"], solver=solver, steps=s["N"],
-                rtol=s["rtol"], atol=s["atol"], z_exp=s["z_exp"], gamma=self.config.training.gamma,
-                max_nfe=s["max_nfe"])
+            return sampling.integrate_z(self.drift(model, labels, s), x, z_max=s["z_max"], z_min=s["z_min"],
+                                        solver=solver, steps=s["N"], rtol=s["rtol"], atol=s["atol"],
+                                        max_nfe=s["max_nfe"])
 
-    def trajectory(self, model, x, steps=100):
+    def trajectory(self, model, x, steps=100, labels=None):
         """The field lines: Heun in z from z_max down to z_min, as `sample` (times are z)."""
         s = self.sampling_options({})
         times, states, record = self._recorder()
-        sampling.backward_ode(self.field_fn(model), x, z_max=s["z_max"], z_min=s["z_min"], solver="heun",
-                              steps=steps, z_exp=s["z_exp"], gamma=self.config.training.gamma,
-                              max_nfe=s["max_nfe"], callback=record)
+        sampling.integrate_z(self.drift(model, labels, s), x, z_max=s["z_max"], z_min=s["z_min"], solver="heun",
+                             steps=steps, max_nfe=s["max_nfe"], callback=record)
         return torch.tensor(times, dtype=torch.float64), torch.stack(states)
 
     def prior_radius(self, dim):
@@ -126,6 +151,5 @@ class Poisson(Method):
         Log z, not z (as the fixed-step samplers): the divergence of dx/dz grows like N / z near the
         data, and fixed steps in z integrate it ~10x worse (tests/test_likelihood.py)."""
         s = self.config.sampling
-        drift = sampling.pfgm_drift(self.field_fn(model), z_exp=s.z_exp, gamma=self.config.training.gamma)
-        return ProbabilityFlow(sampling.in_log_time(drift), math.log(s.z_min), math.log(s.z_max),
+        return ProbabilityFlow(sampling.in_log_time(self.drift(model)), math.log(s.z_min), math.log(s.z_max),
                                lambda x: poisson.prior_logp(x, s.z_max))

@@ -11,21 +11,20 @@ Score parameterization (continuous training only), the contract with the network
 
 Config keys: model.{sigma_min, sigma_max, num_scales, beta_min, beta_max, scale_by_sigma},
 training.{reduce_mean, likelihood_weighting, continuous},
-sampling.{method ('ode'|'pc'), ode_solver, N, rtol, atol, eps, noise_removal, predictor, corrector,
-snr, n_steps_each, probability_flow, max_nfe}: all of them in the config (`SDE.sampling_keys`).
+sampling.{method ('ode'|'pc'), ode_solver, N, rtol, atol, eps, noise_removal, predictor, corrector, snr,
+n_steps_each, probability_flow, max_nfe} and the label keys (`SDE.sampling_keys`; guidance on the score).
 """
 import math
 
 import torch
 
 from pfgm import sampling, seeds
-from pfgm.methods import sde_samplers
+from pfgm.methods import conditioning, sde_samplers
 from pfgm.methods.base import Method, ProbabilityFlow
 from pfgm.sampling import per_sample
 
 # Networks without their own `scale_by_sigma`: for VE the method divides their output by sigma(t).
 SCALED_BY_METHOD = ("mlp",)
-
 
 
 def _times(t, x, dtype=None):
@@ -41,7 +40,7 @@ class SDE(Method):
     """dx = f(x, t) dt + g(t) dw on [0, T] with a Gaussian perturbation kernel, and its sampler."""
 
     sampling_keys = ("method", "ode_solver", "N", "rtol", "atol", "eps", "noise_removal", "predictor", "corrector",
-                     "snr", "n_steps_each", "probability_flow", "max_nfe")
+                     "snr", "n_steps_each", "probability_flow", "max_nfe", "class_label", "guidance", "guidance_tmin")
     T = 1.0
     train_eps = 1e-5       # t ~ U(train_eps, T) in the loss
     likelihood_eps = 1e-5  # where the likelihood's ODE starts (score_sde's default)
@@ -126,38 +125,52 @@ class SDE(Method):
     def output_to_score(self, out, t):
         raise NotImplementedError
 
-    def score_fn(self, model):
-        """score(x, t) from the network; t a float or a (B,) tensor."""
+    def labelled_score(self, model, augment_labels=None):
+        """score(x, t, labels) from the network, t a float or a (B,) tensor (labels None: the null label
+        of a conditional model)."""
         p = next(model.parameters(), None)
 
-        def score(x, t):
+        def score(x, t, labels):
             t = _times(t, x)
             dtype = p.dtype if p is not None else x.dtype
-            out = model(x.to(dtype), self.network_cond(t).to(dtype)).to(x.dtype)
+            out = self.net(model, x.to(dtype), self.network_cond(t).to(dtype), labels, augment_labels).to(x.dtype)
             return self.output_to_score(out, t)
 
         return score
 
+    def score_fn(self, model, labels=None, guidance=1.0, tmin=0.0):
+        """score(x, t) from the network, t a float or a (B,) tensor; a conditional model's for the classes
+        `labels`, guided as s_u + w (s_c - s_u), w = guidance, at t >= tmin (`conditioning.guided`)."""
+        return conditioning.guided(self.labelled_score(model), labels, guidance, tmin)
+
     # ---- Method ---------------------------------------------------------------------------------
 
-    def loss(self, model, batch, generator=None, shard=None):
-        return self.dsm_loss(self.score_fn(model), batch, generator, shard)
+    def loss(self, model, batch, generator=None, shard=None, labels=None, augment_labels=None):
+        if augment_labels is not None:
+            augment_labels = augment_labels[self.shard_slice(len(batch), shard)]
+        score = self.labelled_score(model, augment_labels)
+        if not self.label_dim or labels is None:
+            return self.dsm_loss(lambda x, t: score(x, t, None), batch, generator, shard)
+        return self.dsm_loss(score, batch, generator, shard, labels=labels)
 
-    def dsm_loss(self, score_fn, x0, generator=None, shard=None):
+    def dsm_loss(self, score_fn, x0, generator=None, shard=None, labels=None):
         """Continuous denoising score matching, t ~ U(train_eps, T).
 
         Unweighted: ||s std + z||^2. With training.likelihood_weighting: g(t)^2 ||s + z / std||^2.
         Reduced per sample by the mean (training.reduce_mean) or half the sum; averaged over the batch.
+        With labels (B,) the score is score_fn(x, t, labels), the labels dropped to NULL with
+        training.label_dropout after the draws of t and z; without, score_fn(x, t).
         """
         tr = self.config.training
         opts = dict(generator=generator, device=x0.device, dtype=x0.dtype)
         t = torch.rand(x0.shape[0], **opts) * (self.T - self.train_eps) + self.train_eps
         z = torch.randn(x0.shape, **opts)
+        kept = self.train_labels(labels, len(x0), generator)
         mine = self.shard_slice(x0.shape[0], shard)
         x0, t, z = x0[mine], t[mine], z[mine]
         mean, std = self.marginal_prob(x0, t)
         std = per_sample(std, x0)
-        score = score_fn(mean + std * z, t)
+        score = score_fn(mean + std * z, t) if kept is None else score_fn(mean + std * z, t, kept[mine])
         if tr.likelihood_weighting:
             sq = (score + z / std) ** 2 * per_sample(self.sde(x0, t)[1] ** 2, x0)
         else:
@@ -166,7 +179,7 @@ class SDE(Method):
         reduced = sq.mean(1) if tr.reduce_mean else 0.5 * sq.sum(1)
         return reduced.mean()
 
-    def sample(self, model, n, shape, *, x=None, generator=None, device=None, **overrides):
+    def sample(self, model, n, shape, *, x=None, generator=None, device=None, labels=None, **overrides):
         """'ode': the probability-flow ODE from T to eps with `ode_solver`, then (noise_removal) one
         noiseless reverse-diffusion step; 'pc': the predictor-corrector sampler. Returns (x, nfe)."""
         s = self.sampling_options(overrides)
@@ -176,7 +189,8 @@ class SDE(Method):
         if x is None:
             x = self.prior_sample(n, shape, device, generator)
         eps = s["eps"]
-        score_fn = self.score_fn(model)
+        score_fn = self.score_fn(model, self.sampler_labels(len(x), device, generator, s, labels), s["guidance"],
+                                 s["guidance_tmin"])
         with torch.no_grad():
             if s["method"] == "pc":
                 return sde_samplers.pc_sampler(
@@ -193,12 +207,13 @@ class SDE(Method):
                 nfe += 1
             return x, nfe
 
-    def trajectory(self, model, x, steps=100):
+    def trajectory(self, model, x, steps=100, labels=None):
         """The probability-flow ODE from T to eps by Heun (no final denoising step)."""
         s = self.sampling_options({})
         eps = s["eps"]
         times, states, record = self._recorder()
-        sampling.odeint(sde_samplers.probability_flow_drift(self, self.score_fn(model)), x, self.T, eps, solver="heun",
+        score_fn = self.score_fn(model, labels, s["guidance"], s["guidance_tmin"])
+        sampling.odeint(sde_samplers.probability_flow_drift(self, score_fn), x, self.T, eps, solver="heun",
                         steps=steps, max_nfe=s["max_nfe"], callback=record)
         return torch.tensor(times, dtype=torch.float64), torch.stack(states)
 
