@@ -42,6 +42,10 @@ def cpu_tables(rk, convergence_steps):
             if m == "pfgm":
                 main.append(Row(f"{m}_heun20_w{w:g}", f"{label}, conditional, w = {w:g}", f"digits_{m}_cond", cfg,
                                 sampler=dict(_PFGM_HEUN["digits"], class_label=-1, guidance=w), paper=None, source=_NOTE))
+                if w > 1:  # guidance only above z = 2, about half the distance to a digit of another class
+                    main.append(Row(f"{m}_from2_w{w:g}", f"{label}, conditional, w = {w:g} from z = 2",
+                                    f"digits_{m}_cond", cfg, sampler=dict(smp, class_label=-1, guidance=w,
+                                                                         guidance_tmin=2.0), paper=None, source=_NOTE))
         uncond.append(Row(f"{m}_uncond", f"{label}, unconditional", u_model, u_cfg, u_over, smp, paper=None,
                           source="the unconditional model of the same recipe"))
         for step in convergence_steps:

@@ -65,7 +65,8 @@ class Table:
 
 def sampler_label(s):
     """A sampler as the tables show it (RK45, Euler N=20, PC .../..., N=1000; ', w = 2' when guided)."""
-    return _sampler_label(s) + (f", w = {s['guidance']:g}" if "guidance" in s else "")
+    return (_sampler_label(s) + (f", w = {s['guidance']:g}" if "guidance" in s else "")
+            + (f" from t = {s['guidance_tmin']:g}" if s.get("guidance_tmin") else ""))
 
 
 def _sampler_label(s):
@@ -90,6 +91,8 @@ def sampler_tag(sampler, n):
         tag += f"_c{s['class_label']}"
     if "guidance" in s:
         tag += f"_w{s['guidance']:g}"
+    if s.get("guidance_tmin"):
+        tag += f"_from{s['guidance_tmin']:g}"
     return f"{tag}_n{n}"
 
 
