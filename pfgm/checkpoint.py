@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from pfgm import checkpoint_fits, files, models, run_utils
+from pfgm import checkpoint_fits, files, models, run_config, run_utils
 from pfgm.models.ema import ExponentialMovingAverage
 
 
@@ -235,6 +235,8 @@ def load_ema_model(config, path, device=None):
     device = run_utils.resolve_device(config.device) if device is None else device
     model = models.build(config, device)
     ema = ExponentialMovingAverage(model, config.model.ema_rate)
-    load_checkpoint(path, model, ema, map_location=device)
+    state = read_checkpoint(path)
+    run_config.check_eval(state, config, path)
+    load_state(state, path, model, ema)
     ema.copy_to(model)
     return model.eval()

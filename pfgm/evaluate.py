@@ -4,7 +4,9 @@ Writes under workdir/<eval_folder>/: ckpt_{step}/samples.npz (data space, with t
 samples.png, ckpt_{step}/likelihood_{split}.npz (per-point bits/dim or NLL), ckpt_{step}/images/
 (eval.save_images: one PNG per sample), ckpt_{step}/trajectories.png (2-D data: the sampler's paths),
 interpolation_{step}.png and rescale_{step}.png (eval.enable_interpolate / enable_rescale), and
-report_{step}.json with everything measured. Checkpoints are only read.
+report_{step}.json with everything measured. Checkpoints are only read. Each ckpt_{step}/ is written
+as a fresh hidden folder renamed into place when complete (with its report.json), replacing an earlier
+evaluation of that checkpoint whole; report_{step}.json is written after it.
 
 Under torchrun the processes share the sampling (sharded by image seed, gathered on rank 0:
 pfgm.distributed); rank 0 alone computes the loss, the likelihood, the pictures and the metrics, and
@@ -20,6 +22,9 @@ from pfgm import (checkpoint, config_checks, datasets, distributed, files, metho
                   seeds, visualize)
 from pfgm.evaluation import conditional, likelihood, prior_paths, sample_metrics
 from pfgm.images import to_uint8
+
+
+STAGING = r"\.ckpt_\d+\.tmp(\d+)(?:\.old)?"  # files.staging_folder's names for ckpt_{step}
 
 
 def select_checkpoints(config, workdir):
@@ -230,14 +235,19 @@ def evaluate(config, workdir, eval_folder="eval"):
     if world > 1 and e.first_seed < 0:
         log.info("%d processes: the samples use per-image seeds 0..%d (eval.first_seed=0), the same images "
                  "one process draws with eval.first_seed=0", world, e.num_samples - 1)
+    if main:
+        for gone in files.remove_dead_staging(out, STAGING):
+            log.info("removed %s, left by an evaluation that was killed", gone)
     reports = []
     for step, path in chosen:
         model = checkpoint.load_ema_model(config, path, device)
         run_utils.seed_everything(config.seed)
         report = dict(step=step, checkpoint=path, sde=config.training.sde)
-        folder = os.path.join(out, f"ckpt_{step}")
-        if main:
-            os.makedirs(folder, exist_ok=True)
+        # Outputs go to a fresh folder renamed into place when complete (rank 0, which writes them): an
+        # earlier or killed run's files never mix with these, and report_{step}.json exists only beside a
+        # complete ckpt_{step}/.
+        final = os.path.join(out, f"ckpt_{step}")
+        folder = files.staging_folder(final) if main else final
         # the samples and bits/dim first, shared by every process: the phases of rank 0 alone come after
         sampled = sample_report(config, method, model, dataset, device, folder, step, log, fid_metrics) \
             if e.enable_sampling else {}
@@ -252,7 +262,12 @@ def evaluate(config, workdir, eval_folder="eval"):
         report.update(bpd)
         prior_pictures(config, method, model, dataset, device, out, step, log)
         report.update(sampled)
-        files.write_json(os.path.join(out, f"report_{step}.json"), report)
+        files.write_json(os.path.join(folder, "report.json"), report)
+        report_path = os.path.join(out, f"report_{step}.json")
+        if os.path.exists(report_path):
+            os.remove(report_path)
+        files.publish_folder(folder, final)
+        files.write_json(report_path, report)
         reports.append(report)
         distributed.barrier()
     return reports

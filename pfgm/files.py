@@ -1,6 +1,8 @@
 """Atomic file writes: a crash or a kill never leaves a half-written file under a real name."""
 import json
 import os
+import re
+import shutil
 
 TEMPORARY_MARK = ".tmp"  # temporaries are `.{name}.tmp{pid}` beside the target (see temporary_path)
 
@@ -51,3 +53,52 @@ def write_text(path, text):
         with open(tmp, "w") as f:
             f.write(text)
     atomic_write(path, write)
+
+
+def staging_folder(path):
+    """A fresh, empty hidden folder beside `path` (`.{name}.tmp{pid}`) to write a set of outputs into;
+    `publish_folder` then renames it to `path` when the set is complete."""
+    tmp = temporary_path(path)
+    if os.path.lexists(tmp):  # this process's own, left by an earlier attempt that failed
+        shutil.rmtree(tmp)
+    os.makedirs(tmp)
+    return tmp
+
+
+def publish_folder(tmp, path):
+    """Rename the complete folder `tmp` to `path`. An existing `path` (an earlier run of the same outputs)
+    is renamed aside first and removed after, so `path` holds one complete set at every moment."""
+    old = None
+    if os.path.lexists(path):
+        old = temporary_path(path) + ".old"
+        if os.path.lexists(old):
+            shutil.rmtree(old)
+        os.rename(path, old)
+    os.rename(tmp, path)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def remove_dead_staging(folder, pattern):
+    """Remove the staging folders in `folder` whose names fullmatch `pattern` (a regex whose group 1 is
+    the pid) and whose process is gone: the leftovers of killed runs. Returns the paths removed."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        m = re.fullmatch(pattern, name)
+        path = os.path.join(folder, name)
+        if m and os.path.isdir(path) and not os.path.islink(path) and not _alive(int(m.group(1))):
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid < 2**31  # someone else's process, or a number no process can have
+    return True

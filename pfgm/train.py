@@ -17,15 +17,13 @@ points, and DistributedDataParallel averages the gradients. Only rank 0 writes f
 """
 import os
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from pfgm import (checkpoint, config_checks, datasets, distributed, files, methods, models, precision,
-                  run_utils, seeds, step_guard)
+                  run_config, run_utils, seeds, snapshots, step_guard)
 from pfgm import workdir as workdirs
 from pfgm.datasets import augment, feed
-from pfgm.evaluation import conditional
 from pfgm.models.ema import ExponentialMovingAverage
 
 
@@ -110,7 +108,9 @@ class Trainer:
         self.step, skipped = 0, 0
         self.log = run_utils.setup_logging(None)
         self.resumed_from, state, self.unreadable = checkpoint.newest_readable(workdir, self.log)
+        self.record = run_config.record(config)
         if state is not None:
+            run_config.check_resume(state, config, self.resumed_from, self.log)
             checkpoint.load_state(state, self.resumed_from, self.model, self.ema, self.optimizer, self.log)
             self.step = int(state["step"])
             skipped = int(state.get("nonfinite_total", 0))
@@ -205,28 +205,10 @@ class Trainer:
             if self.lock is not None:
                 self.lock.check()
             checkpoint.save_checkpoint(path, self.model, self.ema, self.optimizer, self.step,
-                                       nonfinite_total=self.nonfinite_total)
+                                       nonfinite_total=self.nonfinite_total, config=self.record)
 
     def snapshot_samples(self):
-        """EMA samples of per-image seeds, drawn by every rank (its share) and written by rank 0: no rank
-        waits through a whole sampling run in a barrier. Returns (folder, NFE) on rank 0, else None."""
-        n = self.config.training.snapshot_num_samples
-        image_seeds = seeds.image_seeds(seeds.hashed(self.config.seed, seeds.SNAPSHOT_IMAGES), n)
-        labels = conditional.asked_labels(self.config, n, self.device)
-        with self.ema.swapped_in(self.model):
-            samples, nfes = distributed.sample_sharded(
-                self.method, self.model, self.dataset.shape, image_seeds, n, device=self.device, labels=labels,
-                convert=lambda x: self.inverse_scaler(x).float().cpu().numpy())
-        if samples is None:
-            return None
-        folder = os.path.join(self.workdir, "samples", f"iter_{self.step}")
-        os.makedirs(folder, exist_ok=True)
-        np.savez(os.path.join(folder, "sample.npz"), samples=samples, nfe=nfes[0],
-                 **({} if labels is None else dict(labels=labels.cpu().numpy())))
-        reference, reference_labels = datasets.held_out_with_labels(self.dataset, n, torch.Generator().manual_seed(0))
-        conditional.save_figure(samples, labels, os.path.join(folder, "sample.png"), reference, reference_labels,
-                                title=f"step {self.step}, NFE {nfes[0]}")
-        return folder, nfes[0]
+        return snapshots.draw(self, self.ema, self.step)
 
     def _should_stop(self):
         self._stop = self._stop or run_utils.stop_requested()
@@ -277,6 +259,7 @@ class Trainer:
             self.save(checkpoint.checkpoint_path(self.workdir, self.step))
             if main:
                 log.info("step %d: numbered checkpoint was missing; written from the resumed state", self.step)
+        snapshots.redraw_lost(self, log)  # and its samples, lost by a kill while they were drawn
         # 3. the loop: a step, then what is due after it
         last_loss = float("nan")
         with run_utils.LossLog(os.path.join(self.workdir, "loss.csv") if main else None) as loss_log, \

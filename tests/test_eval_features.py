@@ -141,3 +141,51 @@ def test_trajectory_ends_where_heun_sampling_ends():
     torch.testing.assert_close(states[-1], out)
     torch.testing.assert_close(states[0], x)
     torch.testing.assert_close(times, torch.logspace(1, -2, 9, dtype=torch.float64))
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL in the middle of writing an evaluation's images."""
+
+
+@pytest.mark.e2e
+def test_an_evaluation_replaces_the_last_whole_and_a_killed_one_leaves_no_mix(digits_run, monkeypatch):
+    """Eval's outputs for a checkpoint go to a fresh folder renamed into place when complete: a second
+    evaluation with fewer samples leaves exactly its own images (not 3 new beside 6 old), and one killed
+    while writing images leaves the previous complete folder and report as they were."""
+    import json
+
+    import copy
+
+    from pfgm import visualize
+    c, work, _ = digits_run
+    c = copy.deepcopy(c)
+    ev = os.path.join(work, "ev_replace")
+    c.eval.num_samples = 6
+    evaluate.evaluate(c, work, "ev_replace")
+    c.eval.num_samples = 3
+    evaluate.evaluate(c, work, "ev_replace")
+    assert sorted(os.listdir(os.path.join(ev, "ckpt_2", "images"))) == [f"{i:06d}.png" for i in range(3)]
+    assert json.load(open(os.path.join(ev, "report_2.json")))["num_samples"] == 3
+    before = {f: open(os.path.join(ev, "ckpt_2", "images", f), "rb").read() for f in os.listdir(
+        os.path.join(ev, "ckpt_2", "images"))}
+    real = visualize.save_images
+
+    def dying(images, folder, *a, **k):
+        real(images[:2], folder, *a, **k)
+        raise _Killed
+
+    monkeypatch.setattr(visualize, "save_images", dying)
+    c.eval.num_samples = 5
+    with pytest.raises(_Killed):
+        evaluate.evaluate(c, work, "ev_replace")
+    monkeypatch.setattr(visualize, "save_images", real)
+    after = {f: open(os.path.join(ev, "ckpt_2", "images", f), "rb").read() for f in os.listdir(
+        os.path.join(ev, "ckpt_2", "images"))}
+    assert after == before and json.load(open(os.path.join(ev, "report_2.json")))["num_samples"] == 3
+    # a killed evaluation's staging folder (its process gone) is removed by the next one
+    dead = os.path.join(ev, ".ckpt_2.tmp4194305")
+    os.makedirs(dead)
+    evaluate.evaluate(c, work, "ev_replace")
+    assert not os.path.exists(dead)
+    assert sorted(n for n in os.listdir(ev) if n.startswith(".")) == []
+    assert len(os.listdir(os.path.join(ev, "ckpt_2", "images"))) == 5

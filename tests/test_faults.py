@@ -7,6 +7,7 @@ survive (issue 12). Each fault has its test here:
   4. no checkpoint is written during a non-finite streak
 and: a signal during start-up exits cleanly; orphan temporaries of killed writes are removed.
 """
+import os
 import signal
 import time
 
@@ -187,3 +188,55 @@ def test_orphan_temporaries_of_killed_writes_are_removed(tmp_path):
     train.train(tiny_config(10), str(work))
     assert not orphan.exists() and keep.exists()
 
+
+
+def _snapshot_config(n_iters=20):
+    c = tiny_config(n_iters)
+    c.training.update(snapshot_freq=10, snapshot_sampling=True, snapshot_num_samples=16)
+    c.sampling.update(ode_solver="euler", N=4)
+    return c
+
+
+def _samples(work, step):
+    import numpy as np
+    with np.load(work / "samples" / f"iter_{step}" / "sample.npz") as f:
+        return f["samples"]
+
+
+def test_a_kill_while_snapshot_samples_are_written_loses_none(tmp_path, monkeypatch):
+    """Snapshot samples are written atomically, and those a kill lost (the folder of the newest numbered
+    checkpoint missing or incomplete) are redrawn at the next start, equal to the uninterrupted run's."""
+    import numpy as np
+
+    from pfgm import files, snapshots
+    ref, work = tmp_path / "ref", tmp_path / "killed"
+    train.train(_snapshot_config(), str(ref))
+    real = files.atomic_write
+
+    def dying_write(path, write, **kw):
+        if path.endswith(os.path.join("iter_10", "sample.npz")):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write(files.temporary_path(path))  # the whole temporary, never renamed
+            raise _Killed
+        return real(path, write, **kw)
+
+    monkeypatch.setattr(files, "atomic_write", dying_write)
+    with pytest.raises(_Killed):
+        train.train(_snapshot_config(), str(work))
+    monkeypatch.setattr(files, "atomic_write", real)
+    assert not (work / "samples" / "iter_10" / "sample.npz").exists()
+    train.train(_snapshot_config(), str(work))
+    for step in (10, 20):
+        np.testing.assert_array_equal(_samples(work, step), _samples(ref, step))
+    assert not [p for p in (work / "samples" / "iter_10").iterdir() if p.name.startswith(".")]
+    # resumed past the snapshot (meta at 15, numbered 10 newest): its EMA is read back to redraw
+    c = _snapshot_config(15)
+    mid = tmp_path / "mid"
+    train.train(c, str(mid))
+    os.remove(mid / "checkpoints" / "checkpoint_15.pth")
+    for p in (mid / "samples" / "iter_10").iterdir():
+        p.unlink()
+    t = train.Trainer(_snapshot_config(30), str(mid))
+    assert t.step == 15
+    snapshots.redraw_lost(t, t.log)
+    np.testing.assert_array_equal(_samples(mid, 10), _samples(ref, 10))
