@@ -147,9 +147,10 @@ def _checkpoint_or_train(row, config, model_dir, opts, log):
         from pfgm.train import train
         log(f"[{row.model}] training ({config.training.n_iters} steps) in {model_dir}")
         t0 = time.time()
-        train(config, model_dir)
-        with open(os.path.join(model_dir, TRAIN_TIME), "w") as f:
-            json.dump({"seconds": time.time() - t0, "n_iters": config.training.n_iters}, f)
+        run = train(config, model_dir)
+        # the checkpoints count the wall time of every attempt (a killed one's up to its last checkpoint)
+        seconds = run.seconds + time.time() - run.started if run is not None else time.time() - t0
+        files.write_json(os.path.join(model_dir, TRAIN_TIME), {"seconds": seconds, "n_iters": config.training.n_iters})
         ck = configs.find_checkpoint(config, model_dir, opts["scale"], row.step)
     return ck
 
@@ -198,9 +199,13 @@ def _sample_set(table, row, ctx, log, first_seed=None):
     cache_json, cache_npz = os.path.join(cache_dir, tag + ".json"), os.path.join(cache_dir, tag + ".npz")
     cached = None
     if os.path.exists(cache_json):
-        with open(cache_json) as f:
-            cached = json.load(f)
-        if cached.get("key") != json.loads(json.dumps(key)):  # json round trip: tuples become lists
+        try:
+            with open(cache_json) as f:
+                cached = json.load(f)
+            if not isinstance(cached, dict) or cached.get("key") != json.loads(json.dumps(key)):
+                cached = None  # json round trip: tuples become lists
+        except (OSError, ValueError) as e:
+            log(f"[{row.name}] cache {cache_json} is unreadable ({type(e).__name__}: {e}); recomputing")
             cached = None
     result.update(step=step, checkpoint=path, num_samples=n, samples_path=cache_npz)
     if cached is not None and table.kind == "digits" and cached.get("metric_name") != ctx.digits_metric[0]:
@@ -210,8 +215,13 @@ def _sample_set(table, row, ctx, log, first_seed=None):
         return dict(result, **{k: cached[k] for k in ("nfe", "metrics", "nonfinite", "sample_s", "metric_name")
                                if k in cached}, status="cached")
     if cached is not None and os.path.exists(cache_npz):
-        with np.load(cache_npz) as f:
-            samples, labels = f["samples"], (f["labels"] if "labels" in f.files else None)
+        try:
+            with np.load(cache_npz) as f:
+                samples, labels = f["samples"], (f["labels"] if "labels" in f.files else None)
+        except Exception as e:  # noqa: BLE001 - a damaged .npz raises many types (zip, pickle, key)
+            log(f"[{row.name}] cache {cache_npz} is unreadable ({type(e).__name__}: {e}); recomputing")
+            cached = None
+    if cached is not None and os.path.exists(cache_npz):
         nfe, sample_s = cached["nfe"], cached.get("sample_s")
         from pfgm import datasets
         dataset = datasets.get_dataset(config)
@@ -225,8 +235,14 @@ def _sample_set(table, row, ctx, log, first_seed=None):
         sample_s = time.time() - t0
         os.makedirs(cache_dir, exist_ok=True)
         # float16 halves the 50000 CIFAR-size samples of a gpu row; the small cpu samples stay exact
-        np.savez(cache_npz, samples=samples.astype(np.float16 if table.kind == "images" else np.float32), nfe=nfe,
-                 **({} if labels is None else dict(labels=labels)))
+        kept = samples.astype(np.float16 if table.kind == "images" else np.float32)
+        extra = {} if labels is None else dict(labels=labels)
+
+        def write(tmp):
+            with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to the temporary's name
+                np.savez(f, samples=kept, nfe=nfe, **extra)
+
+        files.atomic_write(cache_npz, write)
         status = "computed"
     m = metrics.measure(table, config, samples, dataset, ctx, labels)
     files.write_json(cache_json, dict(key=key, nfe=nfe, sample_s=sample_s, **m))

@@ -44,7 +44,7 @@ def strip_module_prefix(state_dict):
 
 # The entries a checkpoint may hold (score_sde's and Poisson_flow's four, and what this package adds).
 # Anything else is refused: an undeclared entry is memory nobody asked for (issue 18, case 12).
-ENTRIES = ("model", "ema", "optimizer", "step", "nonfinite_total", "config")
+ENTRIES = ("model", "ema", "optimizer", "step", "nonfinite_total", "train_seconds", "config")
 
 
 def _safe_numpy_globals():
@@ -117,6 +117,16 @@ def read_checkpoint(path, map_location="cpu"):
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointCorrupt(f"checkpoint {path!r}: 'step' must be a non-negative integer, got {step!r}")
     return state
+
+
+def run_counters(state):
+    """(nonfinite_total, train_seconds) of a read checkpoint: the run's skipped steps and training wall time
+    up to it, over every resume; 0 when absent or not a plain number (the original's checkpoints)."""
+    def plain(key, kind):
+        value = _plain_step(state.get(key, 0))
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
+        return kind(value) if ok else kind(0)
+    return plain("nonfinite_total", int), plain("train_seconds", float)
 
 
 def load_checkpoint(path, model, ema=None, optimizer=None, map_location="cpu"):

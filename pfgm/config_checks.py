@@ -148,9 +148,12 @@ def validate(config, mode="train"):
         if not isinstance(device, str):
             raise TypeError
         import torch
-        torch.device(device)
+        kind = torch.device(device).type
     except (RuntimeError, TypeError, ValueError):
         raise ConfigError(f"device: {device!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'") from None
+    # cuda falls back to the CPU with a warning (resolve_device); any other kind must be usable now
+    if kind not in ("cpu", "cuda") and not (kind == "mps" and torch.backends.mps.is_available()):
+        raise ConfigError(f"device: {device!r} cannot run this package here; use 'cpu', 'cuda' or 'cuda:N'")
     sde = choice(config, "training.sde", methods.method_names())
     choice(config, "model.name", models.model_names())
     dataset = choice(config, "data.dataset", datasets.dataset_names())

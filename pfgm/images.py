@@ -12,14 +12,27 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", "
 
 def list_images(folder):
     """Paths (str) of the image files under `folder`, recursively: hidden files and folders skipped,
-    symlinked folders followed; each folder's files sorted by name come before its sub-folders, taken in
-    name order. [] when there are none or `folder` is not a folder."""
-    found = []
+    symlinked folders followed, each real folder and each real file once (a symlink loop or a second
+    link to a folder neither repeats images nor walks for ever); each folder's files sorted by name come
+    before its sub-folders, taken in name order. [] when there are none or `folder` is not a folder."""
+    found, seen_dirs, seen_files = [], set(), set()
     for parent, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(parent)
+        if real in seen_dirs:
+            dirs[:] = []
+            continue
+        seen_dirs.add(real)
         # os.walk descends into `dirs` in list order: sorting it in place fixes the order of the result.
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(os.path.join(parent, f) for f in sorted(files)
-                     if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and os.path.realpath(os.path.join(parent, d)) not in seen_dirs)
+        for f in sorted(files):
+            path = os.path.join(parent, f)
+            if f.startswith(".") or not f.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            real_file = os.path.realpath(path)
+            if real_file not in seen_files:
+                seen_files.add(real_file)
+                found.append(path)
     return found
 
 
@@ -29,6 +42,23 @@ def list_images(folder):
 #   round     floor(x * 255 + 0.5): EDM and PFGM++, (x' * 127.5 + 128).clip(0, 255).to(uint8) on x' in [-1, 1]
 #             (the same levels, except for a float32 sample within rounding of a half level)
 UINT8_MODES = ("nearest", "truncate", "round")
+
+# Pillow modes whose pixels are not 8-bit, and the value that stands for white in each: 16-bit greys
+# (Pillow may open a 16-bit PNG as 'I') and float images, taken as [0, 1]. convert('L') would clip the
+# former at 255 (98% of a 16-bit picture white) and truncate the latter to 0 or 1/255.
+HIGH_DEPTH_WHITE = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
+
+
+def high_depth_to_unit(image, name):
+    """A Pillow image of a mode in HIGH_DEPTH_WHITE as float32 (H, W) in [0, 1], scaled by the mode's white;
+    ValueError naming `name` when its values leave the mode's range (e.g. a 32-bit image)."""
+    white = HIGH_DEPTH_WHITE[image.mode]
+    x = np.asarray(image, dtype=np.float64)
+    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > white:
+        raise ValueError(f"{name}: a {image.mode!r} image with values in [{lo:.4g}, {hi:.4g}]; only [0, {white}] "
+                         f"is read for this mode (8- and 16-bit integer images, float images in [0, 1])")
+    return (x / white).astype(np.float32)
 
 
 def to_uint8(images, mode="nearest"):

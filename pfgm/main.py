@@ -11,9 +11,25 @@ import sys
 from pfgm import stop
 
 
+def mode_flag(argv):
+    """The value of the last --mode flag in `argv` (absl's spellings: --mode X, --mode=X, -mode X, -mode=X),
+    None without one; read before absl parses the flags, from the flag itself, never from any word."""
+    mode = None
+    for i, word in enumerate(argv[1:], 1):
+        if word == "--":
+            break
+        for name in ("--mode", "-mode"):
+            if word == name and i + 1 < len(argv):
+                mode = argv[i + 1]
+            elif word.startswith(name + "="):
+                mode = word[len(name) + 1:]
+    return mode
+
+
 def _note_stop_signals_during_start_up():
-    """A SIGTERM or Ctrl-C during a training's start-up ends the run cleanly at its first step (exit 0)."""
-    if "train" in sys.argv or "--mode=train" in sys.argv:
+    """A SIGTERM or Ctrl-C during a training's start-up ends the run cleanly at its first step (exit 0);
+    a second one ends the process at once (`pfgm.stop`)."""
+    if mode_flag(sys.argv) == "train":
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, stop.request)
 
@@ -56,8 +72,8 @@ def main(argv):
 
     check_workdir(FLAGS.workdir, FLAGS.mode)
     folder = os.path.normpath(FLAGS.eval_folder)
-    if os.path.isabs(folder) or folder == ".." or folder.startswith(".." + os.sep):
-        _fail(f"--eval_folder {FLAGS.eval_folder!r} must be a folder inside --workdir (a relative path)")
+    if os.path.isabs(folder) or folder in (".", "..") or folder.startswith(".." + os.sep):
+        _fail(f"--eval_folder {FLAGS.eval_folder!r} must be a sub-folder of --workdir (a relative path, not the workdir itself)")
     try:
         run_utils.set_num_threads(config_checks.number(FLAGS.config, "num_threads", low=0, integer=True))
         if FLAGS.mode == "train":
@@ -67,6 +83,10 @@ def main(argv):
     except (config_checks.ConfigError, datasets.DataError, checkpoint.CheckpointError, FloatingPointError,
             workdir.WorkdirBusy, workdir.WorkdirError) as e:
         _fail(e)
+    except OSError as e:  # EACCES, a full disk, a name too long: every write is atomic, so nothing is lost
+        where = e.filename or FLAGS.workdir
+        _fail(f"{where}: {e.strerror or e} (errno {e.errno}); files already written are intact (every write is "
+              "atomic): fix this and run the same command again")
 
 
 def parse_flags(argv):

@@ -286,10 +286,19 @@ def hyperparameters(data_norm, data_dim, sigma_end=0.01, tau=0.03):
     Returns:
       dict(M=int, z_max=float, upper_norm=float). CIFAR-10 (norm 30, dim 3072) gives M = 287.
     """
-    if data_norm <= 0 or data_dim <= 0 or sigma_end <= 0 or tau <= 0:
-        raise ValueError("data_norm, data_dim, sigma_end and tau must all be positive")
-    ratio = data_norm**2 / (2.0 * math.sqrt(data_dim) * sigma_end**2)
-    M = int(0.75 * math.log(ratio) / math.log1p(tau)) + 1
-    top = (1.0 + tau) ** M
-    return dict(M=M, z_max=math.sqrt(2.0 / math.pi) * sigma_end * top,
-                upper_norm=math.sqrt(data_dim) * sigma_end * top)
+    values = dict(data_norm=data_norm, data_dim=data_dim, sigma_end=sigma_end, tau=tau)
+    for name, value in values.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    # in logs: data_norm**2 overflows long before the rule's answer does
+    log_ratio = 2.0 * math.log(data_norm) - math.log(2.0 * math.sqrt(data_dim)) - 2.0 * math.log(sigma_end)
+    M = int(0.75 * log_ratio / math.log1p(tau)) + 1
+    try:
+        top = (1.0 + tau) ** M
+        out = dict(M=M, z_max=math.sqrt(2.0 / math.pi) * sigma_end * top,
+                   upper_norm=math.sqrt(data_dim) * sigma_end * top)
+    except OverflowError:
+        out = dict(z_max=math.inf)
+    if not all(math.isfinite(v) for v in out.values()):
+        raise ValueError(f"data_norm {data_norm:g} is too large for the rule: (1 + tau)^M overflows")
+    return out

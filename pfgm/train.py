@@ -16,6 +16,7 @@ the PFGM field sees every charge of the global batch, each rank trains on its sh
 points, and DistributedDataParallel averages the gradients. Only rank 0 writes files.
 """
 import os
+import time
 
 import torch
 import torch.distributed as dist
@@ -106,6 +107,7 @@ class Trainer:
         self.ema = build_ema(config, self.model)
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.step, skipped = 0, 0
+        self.seconds, self.started = 0.0, time.time()  # training wall time of earlier attempts; this one's start
         self.log = run_utils.setup_logging(None)
         self.resumed_from, state, self.unreadable = checkpoint.newest_readable(workdir, self.log)
         self.record = run_config.record(config)
@@ -113,7 +115,7 @@ class Trainer:
             run_config.check_resume(state, config, self.resumed_from, self.log)
             checkpoint.load_state(state, self.resumed_from, self.model, self.ema, self.optimizer, self.log)
             self.step = int(state["step"])
-            skipped = int(state.get("nonfinite_total", 0))
+            skipped, self.seconds = checkpoint.run_counters(state)
         self.skips = step_guard.SkipCounter(self.device, skipped)
         step_guard.use_fused(self.optimizer)
         self.ddp = self.lock = None
@@ -205,7 +207,8 @@ class Trainer:
             if self.lock is not None:
                 self.lock.check()
             checkpoint.save_checkpoint(path, self.model, self.ema, self.optimizer, self.step,
-                                       nonfinite_total=self.nonfinite_total, config=self.record)
+                                       nonfinite_total=self.nonfinite_total, config=self.record,
+                                       train_seconds=self.seconds + time.time() - self.started)
 
     def snapshot_samples(self):
         return snapshots.draw(self, self.ema, self.step)
@@ -226,6 +229,7 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------
     def run(self):
         main = self.rank == 0
+        self.started = time.time()
         self.lock = workdirs.Lock(self.workdir) if main else None  # before anything is written
         try:
             return self._run(main)

@@ -144,7 +144,7 @@ def test_validate_accepts_the_shipped_toy_config():
 
 
 @pytest.mark.parametrize("case", ["workdir_is_a_file", "missing_config", "config_syntax_error", "bad_device",
-                                  "wrong_data_shape", "eval_without_workdir"])
+                                  "meta_device", "wrong_data_shape", "eval_without_workdir", "pfgmpp_rho"])
 def test_bad_invocations_give_one_line_errors_and_write_nothing(tmp_path, case):
     afile, work = tmp_path / "afile", tmp_path / "run"
     afile.write_text("x")
@@ -155,6 +155,10 @@ def test_bad_invocations_give_one_line_errors_and_write_nothing(tmp_path, case):
             "config_syntax_error": ["--config", str(broken), "--workdir", str(work), "--mode", "train"],
             "bad_device": ["--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode", "train",
                            "--config.device=foo"],
+            "meta_device": ["--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode", "train",
+                            "--config.device=meta"],
+            "pfgmpp_rho": ["--config", "configs/pfgmpp/toy2d.py", "--workdir", str(work), "--mode", "train",
+                           "--config.sampling.rho=1e-9"],
             "wrong_data_shape": ["--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode", "train",
                                  "--config.data.shape=(3,)"],
             "eval_without_workdir": ["--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode",
@@ -179,9 +183,88 @@ def test_a_checkpoint_with_a_bad_step_is_refused_by_name(tmp_path, step):
         checkpoint.read_checkpoint(str(path))
 
 
-@pytest.mark.parametrize("folder", ["../outside", "/tmp/abs", "a/../../x"])
+@pytest.mark.parametrize("folder", ["../outside", "/tmp/abs", "a/../../x", "", ".", "a/.."])
 def test_eval_folder_must_stay_inside_the_workdir(tmp_path, folder):
     work = tmp_path / "run"
     work.mkdir()
     r = cli("--config", "configs/poisson/toy2d.py", "--workdir", str(work), "--mode", "eval", "--eval_folder", folder)
     assert r.returncode == 2 and "--eval_folder" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("argv,mode", [(["--eval_folder", "train", "--mode", "eval"], "eval"),
+                                       (["--workdir", "train", "--mode=eval"], "eval"),
+                                       (["--workdir=train", "-mode", "eval"], "eval"),
+                                       (["--mode", "train", "--eval_folder", "x"], "train"),
+                                       (["--mode=eval", "--mode=train"], "train"),
+                                       (["--config", "train"], None)])
+def test_the_start_up_signal_handler_follows_the_parsed_mode(monkeypatch, argv, mode):
+    """Issue 18 case 11: any argv word equal to `train` (--eval_folder train) used to make an evaluation
+    ignore SIGTERM / Ctrl-C; the handler is now chosen by the --mode flag itself."""
+    import signal
+
+    from pfgm import main, stop
+    installed = []
+    monkeypatch.setattr(signal, "signal", lambda sig, handler: installed.append((sig, handler)))
+    monkeypatch.setattr(sys, "argv", ["pfgm", *argv])
+    assert main.mode_flag(sys.argv) == mode
+    main._note_stop_signals_during_start_up()
+    assert bool(installed) == (mode == "train")
+    assert all(h is stop.request for _, h in installed)
+
+
+def test_a_second_signal_during_start_up_ends_it(tmp_path):
+    """Issue 18 case 10: a start-up that does not end (it used to hang on a symlink loop) ignored SIGTERM
+    and Ctrl-C for good. The first signal is noted (the run saves and exits 0 at its first step); a
+    second one ends the process at once."""
+    import signal
+    import time
+    script = ("import sys, time\nsys.argv = ['pfgm', '--mode', 'train']\nfrom pfgm import main\n"
+              "main._note_stop_signals_during_start_up()\nprint('ready', flush=True)\ntime.sleep(120)\n")
+    p = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert p.stdout.readline().strip() == "ready"
+    p.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert p.poll() is None  # noted, not fatal: the run would save at its first step
+    t0 = time.time()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == -signal.SIGTERM and time.time() - t0 < 10
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied", "W/checkpoints/checkpoint_5.pth"),
+                                   OSError(28, "No space left on device", "W/eval/ckpt_5/samples.npz"),
+                                   OSError(36, "File name too long", "W" * 300)])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_write_errors_are_one_line_errors(monkeypatch, capsys, tmp_path, error, mode):
+    """EACCES, a full disk or a name too long, in training or evaluation: `pfgm: error: <path>: ...`
+    (exit 2), not a traceback."""
+    from pfgm import main as cli
+
+    def fail(*a, **k):
+        raise error
+
+    monkeypatch.setattr(train, "train", fail)
+    monkeypatch.setattr(evaluate, "evaluate", fail)
+    (tmp_path / "run").mkdir()
+    cli.parse_flags(["pfgm", "--config", os.path.join(ROOT, "configs", "poisson", "toy2d.py"),
+                     "--workdir", str(tmp_path / "run"), "--mode", mode])
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main([])
+    finally:
+        cli.FLAGS.unparse_flags()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(f"pfgm: error: {error.filename}: {error.strerror}"), err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "give --data_norm and --data_dim, or --config"),
+    (["--data_norm", "1e300", "--data_dim", "10"], "data_norm 1e+300 is too large"),
+    (["--config", "configs/poisson/cifar10_ddpmpp.py", "--config.data.root=/nonexistent/cifar"], "--config: data.root")])
+def test_the_hyperparameters_tool_fails_in_one_line(args, message):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "tools/hyperparameters.py", *args], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith(f"hyperparameters.py: error: {message}"), r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -601,3 +601,23 @@ def test_cli_config_source_errors(cli, tmp_path, capsys):
     before = out.read_bytes()
     assert cli.main(["stats", str(TOY_CONFIG), "-o", str(out), *CPU], model=stand_in) == 1
     assert out.read_bytes() == before
+
+
+def test_statistics_that_are_no_gaussian_are_refused_by_name(cli, tmp_path, capsys):
+    """Issue 18 case 9: a covariance with a negative eigenvalue gave a negative FID ("-64.000000"), a
+    complex mu was cut to its real part, a pool_3 of strings crashed with a traceback: each is now a
+    one-line error naming the file (exit 1)."""
+    good = tmp_path / "good.npz"
+    np.savez(good, mu=np.zeros(4), sigma=np.eye(4))
+    bad = {"negative": dict(mu=np.zeros(4), sigma=-16 * np.eye(4)),
+           "asymmetric": dict(mu=np.zeros(4), sigma=np.eye(4) + np.triu(np.ones((4, 4)), 1)),
+           "complex_mu": dict(mu=np.array([1 + 2j, 0, 0, 0]), sigma=np.eye(4)),
+           "string_pool": dict(pool_3=np.array([["a"] * 4] * 5))}
+    for name, arrays in bad.items():
+        np.savez(tmp_path / f"{name}.npz", **arrays)
+        assert cli.main(["fid", str(good), str(tmp_path / f"{name}.npz")], model=stand_in) == 1, name
+        out, err = capsys.readouterr()
+        assert "FID:" not in out and err.startswith("fid.py: error: ") and f"{name}.npz" in err, (name, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        fid.frechet_distance(np.zeros(4), np.eye(4), np.zeros(4), -16 * np.eye(4))

@@ -553,3 +553,64 @@ def test_a_missing_cifar10_root_says_what_file_goes_there_and_where_it_comes_fro
     message = str(err.value)
     assert message.startswith("data.root: no such file or folder") and "cs.toronto.edu/~kriz/cifar.html" in message
     assert repr(str(tmp_path / "data" / "cifar10" / "cifar-10-python.tar.gz")) in message
+
+
+# ----------------------------------------------------------------------------------------------
+# Strange folders and pixel formats (issue 18, cases 7 and 10)
+
+
+def _grey_png(path, value=128):
+    Image.fromarray(np.full((8, 8), value, np.uint8)).save(path)
+
+
+def test_symlink_loops_neither_repeat_images_nor_walk_for_ever(tmp_path):
+    """12 images, a link back to the root, two self-links and a second link to a sub-folder: each real
+    folder is walked once, so the list holds the 12 images once (it used to hold hundreds, or never end)."""
+    root = tmp_path / "data"
+    (root / "a" / "b").mkdir(parents=True)
+    for i in range(4):
+        for folder in (root, root / "a", root / "a" / "b"):
+            _grey_png(folder / f"{i}.png")
+    os.symlink(root, root / "a" / "b" / "up")
+    os.symlink(".", root / "a" / "self1")
+    os.symlink(".", root / "a" / "self2")
+    os.symlink(root / "a", root / "again")
+    found = list_images(str(root))
+    assert len(found) == 12 and len({os.path.realpath(p) for p in found}) == 12
+    ds = image_folder.make_folder(data_config(dataset="folder", root=str(root), image_size=8, num_channels=1))
+    train = {os.path.realpath(p) for p in ds.train.files}
+    held = {os.path.realpath(p) for p in ds.held_out.files}
+    assert len(train) + len(held) == 12 and not train & held
+
+
+def test_16_bit_and_float_images_are_scaled_by_their_own_range(tmp_path):
+    """A 16-bit PNG used to decode with every pixel above 255/65535 at 1.0, a float TIFF in [0, 1] to at
+    most 1/255: both now keep their values (x / 65535 or x, to the nearest of the pipeline's 256 levels)."""
+    ramp16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    Image.fromarray(ramp16).save(tmp_path / "a16.png")
+    ramp_f = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(ramp_f, mode="F").save(tmp_path / "f.tiff")
+    same = image_folder.square_transform(8)
+    for channels in (1, 3):
+        x16 = image_folder.read_image(str(tmp_path / "a16.png"), same, channels)
+        xf = image_folder.read_image(str(tmp_path / "f.tiff"), same, channels)
+        assert x16.shape == xf.shape == (channels, 8, 8)
+        np.testing.assert_allclose(x16.numpy(), np.broadcast_to(ramp16 / 65535.0, (channels, 8, 8)), atol=0.5 / 255 + 1e-6)
+        np.testing.assert_allclose(xf.numpy(), np.broadcast_to(ramp_f, (channels, 8, 8)), atol=0.5 / 255 + 1e-6)
+    # resized: a smooth ramp stays within its range, not clipped to white
+    half = image_folder.read_image(str(tmp_path / "a16.png"), image_folder.square_transform(4), 1)
+    assert 0 < half.min() and half.max() < 1 and abs(half.mean() - ramp16.mean() / 65535) < 0.02
+    # a float image outside [0, 1] is refused by name, not silently clipped
+    Image.fromarray(ramp_f * 300, mode="F").save(tmp_path / "big.tiff")
+    with pytest.raises(DataError, match="big.tiff.*'F' image with values in"):
+        image_folder.read_image(str(tmp_path / "big.tiff"), same, 1)
+
+
+def test_an_image_beyond_pillows_pixel_limit_is_refused_by_name(tmp_path, monkeypatch):
+    """An 11000 x 11000 PNG used to train with only Pillow's warning (1.9 GB); beyond the limit it is now
+    refused naming the file (the limit is lowered here to keep the test small)."""
+    from PIL import Image as PILImage
+    _grey_png(tmp_path / "big.png")
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 40)
+    with pytest.raises(DataError, match="big.png.*8x8 pixels, more than Pillow's limit of 40"):
+        image_folder.read_image(str(tmp_path / "big.png"), image_folder.square_transform(8), 1)

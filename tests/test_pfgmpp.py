@@ -256,3 +256,18 @@ def test_beta_clip_bounds_the_kernel_radius():
     lo, hi = math.sqrt(clip / (1 - clip)), math.sqrt((1 - clip) / clip)
     assert ratio.min() >= lo - 1e-9 and ratio.max() <= hi + 1e-9
     assert (ratio > hi - 1e-9).float().mean() > 0.5  # B ~ Beta(32, 4) sits mostly above 1 - clip
+
+
+@pytest.mark.parametrize("key,value", [("training.aug_dim", 1e300), ("training.aug_dim", 1e13),
+                                       ("sampling.sigma_max", 1e300), ("sampling.rho", 1e-9)])
+def test_values_that_overflow_the_kernel_or_the_schedule_are_refused_by_name(key, value):
+    """Issue 18 case 9 and the tracebacks: D = 1e300 passed validation, then every training step was
+    non-finite; sigma_max = 1e300 or rho = 1e-9 crashed at the first snapshot after the workdir was written."""
+    from conftest import shipped_config
+    from pfgm import config_checks
+    c = shipped_config("pfgmpp/toy2d")
+    config_checks.validate(c)
+    section, leaf = key.split(".")
+    c[section][leaf] = value
+    with pytest.raises(config_checks.ConfigError, match=f"^{key}: "):
+        config_checks.validate(c)

@@ -209,3 +209,31 @@ def test_a_checkpoint_without_optimizer_state_resumes_with_a_warning(tmp_path, c
         checkpoint.load_state(checkpoint.read_checkpoint(checkpoint.checkpoint_path(str(work), 5)),
                               "x", model, ema, opt, log)
     assert "not bit-exact" in caplog.text
+
+
+@pytest.mark.e2e
+def test_training_wall_time_adds_up_over_resumes(tmp_path):
+    """Issue 18 case 9: after a kill, reproduce_train_time.json recorded the resumed part only. Checkpoints
+    now carry the training wall time of every attempt up to them (tools/reproduce.py reads it)."""
+    import time
+    work = str(tmp_path / "run")
+    first = train.train(tiny_config(10), work)
+    s10 = checkpoint.run_counters(checkpoint.read_checkpoint(checkpoint.checkpoint_path(work, 10)))[1]
+    assert 0 < s10 <= time.time() - first.started + 1e-6
+    t0 = time.time()
+    second = train.train(tiny_config(20), work)
+    s20 = checkpoint.run_counters(checkpoint.read_checkpoint(checkpoint.checkpoint_path(work, 20)))[1]
+    assert second.seconds == s10  # resumed from checkpoint_10, with the first attempt's time
+    assert s10 < s20 <= s10 + (time.time() - t0)
+    assert checkpoint.run_counters(dict(train_seconds="x", nonfinite_total=-1)) == (0, 0.0)
+
+
+def test_a_folder_or_dangling_link_named_like_a_checkpoint_is_no_checkpoint(tmp_path):
+    """A folder or a dangling link named checkpoint_500.pth used to block resume and eval with "does not
+    exist"; it is now passed over and the real checkpoints are used."""
+    work = marked(tmp_path / "run")
+    write_checkpoints(work, tiny_config(), tmp_path, [5])
+    os.mkdir(checkpoint.checkpoint_path(str(work), 500))
+    os.symlink(str(tmp_path / "gone.pth"), checkpoint.checkpoint_path(str(work), 600))
+    assert [s for s, _ in checkpoint.list_checkpoints(str(work))] == [5]
+    assert checkpoint.newest_readable(str(work))[1]["step"] == 5

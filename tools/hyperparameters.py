@@ -36,19 +36,26 @@ def measure(config, n):
 
 
 def main(argv):
-    from pfgm import poisson
+    from pfgm import config_checks, datasets, poisson
+
+    def fail(message):
+        print(f"hyperparameters.py: error: {message}", file=sys.stderr)
+        return 2
 
     norm, dim = FLAGS.data_norm, FLAGS.data_dim
     if FLAGS.config is not None:
-        m_norm, m_dim = measure(FLAGS.config, FLAGS.num_samples)
+        try:
+            m_norm, m_dim = measure(FLAGS.config, FLAGS.num_samples)
+        except (datasets.DataError, config_checks.ConfigError, ValueError, OSError) as e:
+            return fail(f"--config: {e}")
         norm, dim = norm or m_norm, dim or m_dim
         print(f"data set {FLAGS.config.data.dataset}: mean norm {m_norm:.4f}, dimension {m_dim}")
     if norm is None or dim is None:
-        raise app.UsageError("give --data_norm and --data_dim, or --config")
+        return fail("give --data_norm and --data_dim, or --config")
     try:
         hp = poisson.hyperparameters(norm, dim, FLAGS.sigma_end, FLAGS.tau)
     except ValueError as e:
-        raise app.UsageError(str(e))
+        return fail(e)
     print(f"data_norm={norm:g} data_dim={dim} sigma_end={FLAGS.sigma_end:g} tau={FLAGS.tau:g}")
     print(f"M = {hp['M']}")
     print(f"z_max = {hp['z_max']:.4f}")
@@ -57,7 +64,8 @@ def main(argv):
         print(f"note: in {dim} dimensions the prior radius is heavy-tailed; upper_norm={hp['upper_norm']:.3g} clips "
               f"{100 * (1 - poisson.prior_radius_cdf(hp['upper_norm'], dim, hp['z_max'])):.0f}% of it "
               "(consider ~100 z_max, as configs/poisson/toy2d.py does)")
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda argv: sys.exit(main(argv)))

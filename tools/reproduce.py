@@ -63,6 +63,7 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
     from experiments import runner, tables
+    from pfgm import workdir
     if len(argv) != 2:
         print(f"usage: reproduce.py TABLE --workdir DIR [--scale gpu|cpu]; TABLE in "
               f"{tables.table_names(FLAGS.scale) + ['all']}", file=sys.stderr)
@@ -88,7 +89,7 @@ def main(argv):
             bpd_tol=FLAGS.bpd_tol, report=FLAGS.report, snapshot_every=FLAGS.snapshot_every,
             models=FLAGS.models, model_dirs=model_dirs,
             log=lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True))
-    except ValueError as e:
+    except (ValueError, workdir.WorkdirBusy) as e:  # bad input, or a model's workdir busy with a training
         print(f"reproduce: error: {e}", file=sys.stderr)
         return 2
     for name, (md, files, _) in out.items():

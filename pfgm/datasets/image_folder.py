@@ -12,7 +12,7 @@ import torch
 from pfgm.datasets import DataError
 from pfgm.datasets.folder_labels import folder_labels
 from pfgm.datasets.image_base import ImageDataset, check_size
-from pfgm.images import IMAGE_EXTENSIONS, list_images
+from pfgm.images import HIGH_DEPTH_WHITE, IMAGE_EXTENSIONS, high_depth_to_unit, list_images, to_uint8
 
 # Held-out fraction when the folder has no split of its own (see _split_folder).
 FOLDER_EVAL_FRACTION = 1 / 20
@@ -58,11 +58,20 @@ def read_image(path, transform, channels):
 
 
 def read_image_uint8(path, transform, channels):
-    """Decode one image to a uint8 (channels, H, W) tensor; DataError if unreadable."""
+    """Decode one image to a uint8 (channels, H, W) tensor; DataError if unreadable. 16-bit and float images
+    are scaled by their mode's own range (`pfgm.images.HIGH_DEPTH_WHITE`) to the 256 levels, not clipped."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and im.width * im.height > limit:  # Pillow only warns up to twice its limit
+                raise ValueError(f"{im.width}x{im.height} pixels, more than Pillow's limit of {limit} "
+                                 "(a decompression bomb?); shrink the image")
+            if im.mode in HIGH_DEPTH_WHITE:
+                unit = transform(Image.fromarray(high_depth_to_unit(im, path), mode="F"))
+                grey = torch.from_numpy(to_uint8(np.array(unit, dtype=np.float32).clip(0.0, 1.0)))[None]
+                return grey.repeat(channels, 1, 1)
             im = transform(im.convert("L" if channels == 1 else "RGB"))
             arr = np.array(im, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:

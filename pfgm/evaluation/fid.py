@@ -54,16 +54,34 @@ def activation_statistics(acts):
     return mu, sigma / (n - 1)
 
 
+def _real_array(x, name, what):
+    x = np.asarray(x)
+    if np.iscomplexobj(x):
+        raise ValueError(f"{name}: {what} is complex ({x.dtype}); statistics are real")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"{name}: {what} is not numeric (dtype {x.dtype})")
+    return x.astype(np.float64)
+
+
 def check_statistics(mu, sigma, name):
-    """(mu, sigma) as float64 vector and matching square matrix, finite; ValueError naming `name`."""
-    mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
-    sigma = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
+    """(mu, sigma) as float64 vector and matching square matrix, finite, real, sigma a covariance
+    (symmetric positive semi-definite: otherwise the distance can come out negative); ValueError naming
+    `name`."""
+    mu = np.atleast_1d(_real_array(mu, name, "mu"))
+    sigma = np.atleast_2d(_real_array(sigma, name, "sigma"))
     if mu.ndim != 1:
         raise ValueError(f"{name}: mu must be a vector, got shape {mu.shape}")
     if sigma.shape != (mu.shape[0], mu.shape[0]):
         raise ValueError(f"{name}: sigma must be ({mu.shape[0]}, {mu.shape[0]}) to match mu, got {sigma.shape}")
     if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
         raise ValueError(f"{name}: mu/sigma contain NaN or inf")
+    scale = max(float(np.abs(sigma).max()), np.finfo(np.float64).tiny)
+    if np.abs(sigma - sigma.T).max() > 1e-6 * scale:
+        raise ValueError(f"{name}: sigma is not symmetric, so it is no covariance matrix")
+    lowest = float(np.linalg.eigvalsh(sigma).min())
+    if lowest < -1e-6 * scale:
+        raise ValueError(f"{name}: sigma is not positive semi-definite (eigenvalue {lowest:.4g}), so it is no "
+                         "covariance matrix")
     return mu, sigma
 
 

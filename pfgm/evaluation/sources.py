@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from pfgm.evaluation import fid
-from pfgm.images import IMAGE_EXTENSIONS, list_images, to_rgb_uint8
+from pfgm.images import (HIGH_DEPTH_WHITE, IMAGE_EXTENSIONS, high_depth_to_unit, list_images, to_rgb_uint8,
+                         to_uint8)
 
 __all__ = [
     "SPLITS", "source_kind", "iter_image_folder", "clip_generated", "load_samples", "load_statistics", "save_statistics",
@@ -56,7 +57,10 @@ class _ImageFolder:
         for path in self.files:
             try:
                 with Image.open(path) as im:
-                    arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+                    if im.mode in HIGH_DEPTH_WHITE:  # 16-bit or float: scaled by its range, not clipped
+                        arr = np.repeat(to_uint8(high_depth_to_unit(im, path))[..., None], 3, axis=-1)
+                    else:
+                        arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
             except Exception as e:  # noqa: BLE001 - PIL raises many types for a corrupt file
                 raise ValueError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
             if shape is None:
@@ -163,6 +167,8 @@ def load_statistics(path):
 
 def _activations_array(acts, path):
     acts = np.asarray(acts)
+    if np.iscomplexobj(acts) or not (np.issubdtype(acts.dtype, np.number)):
+        raise ValueError(f"{path}: pool_3 must hold real numbers, got dtype {acts.dtype}")
     if acts.ndim == 4 and acts.shape[1:3] == (1, 1):  # TF's (N, 1, 1, D) pool_3
         acts = acts[:, 0, 0]
     if acts.ndim != 2:

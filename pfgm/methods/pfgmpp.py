@@ -38,6 +38,12 @@ def aug_dim(config):
     return math.inf if math.isinf(d) else int(d)
 
 
+# Bounds beyond which float arithmetic of the kernel and the prior breaks (D sqrt -> r^2 overflow; the
+# prior's radius sigma_max sqrt(D) in float32); far beyond any run of the paper (D <= 3072000, sigma_max 80).
+MAX_FINITE_D = 1e12
+MAX_SIGMA = 1e6
+
+
 class PFGMPP(Method):
     name = "pfgmpp"
     time_name = "sigma"
@@ -56,6 +62,9 @@ class PFGMPP(Method):
         d = number(config, "training.aug_dim", low=1, allow_inf=True)
         if not math.isinf(d) and d != int(d):
             raise ConfigError(f"training.aug_dim: D must be an integer >= 1 or inf, got {d!r}")
+        if not math.isinf(d) and d > MAX_FINITE_D:
+            raise ConfigError(f"training.aug_dim: D = {d:g} overflows the kernel's radius (sigma sqrt(D)); beyond "
+                              f"{MAX_FINITE_D:g} use inf, the diffusion limit it approaches")
         number(config, "training.P_std", low=0, strict_low=True)
         number(config, "training.P_mean")
         number(config, "model.sigma_data", low=0, strict_low=True)
@@ -64,12 +73,23 @@ class PFGMPP(Method):
         trained_points(config)
         s = config.sampling
         ordered(config, "sampling.sigma_min", "sampling.sigma_max")
+        number(config, "sampling.sigma_max", high=MAX_SIGMA)
         number(config, "sampling.rho", low=0, strict_low=True)
+        try:  # the schedule itself: a tiny rho overflows sigma ** (1 / rho)
+            sigmas = pfgmpp.edm_sigmas(max(int(s.N), 2), float(s.sigma_min), float(s.sigma_max), float(s.rho))
+            ok = all(math.isfinite(a) and a > b for a, b in zip(sigmas[:-1], sigmas[1:]))
+        except (OverflowError, ZeroDivisionError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"sampling.rho: {s.rho!r} gives no finite, decreasing EDM schedule from sampling."
+                              f"sigma_max {s.sigma_max!r} to sigma_min {s.sigma_min!r} (EDM uses rho = 7)")
         if s.method != "ode":
             raise ConfigError(f"sampling.method: PFGM++ samples by its ODE only ('ode'), got {s.method!r}")
         try:
             if sampling.solver_name(s.ode_solver) != "rk45" and s.N < 2:
                 raise ConfigError(f"sampling.N: the EDM schedule needs at least 2 steps, got {s.N}")
+        except ConfigError:
+            raise
         except ValueError as e:
             raise ConfigError(f"sampling.ode_solver: {e}") from None
         for key in ("S_churn", "S_min", "S_max", "S_noise"):
