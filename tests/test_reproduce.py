@@ -1,5 +1,6 @@
 """tools/reproduce.py / experiments end to end on tiny settings (toy data, digits with a stand-in metric)."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -84,6 +85,18 @@ def test_toy_table_trains_evaluates_and_resumes(tmp_path):
     assert all(r["status"] == "cached" for r in results2)
     assert not any("training" in m for m in logs)
     assert [r["metrics"] for r in results2] == [r["metrics"] for r in results]
+    # a damaged cache file is named and its row recomputed; it no longer aborts the run (issue 18)
+    cache = sorted((tmp_path / "toy_pfgm" / "reproduce").glob("*.json"))
+    cache[0].write_text("{not json")
+    entry = json.loads(cache[1].read_text())
+    entry.pop("metrics")
+    cache[1].write_text(json.dumps(entry))
+    cache[1].with_suffix(".npz").write_bytes(b"PK garbage")
+    logs.clear()
+    _, _, results3 = runner.run_table("toy", str(tmp_path), **kw)["toy"]
+    assert sum(r["status"] == "computed" for r in results3) == 2, [r["status"] for r in results3]
+    assert any(str(cache[0]) in m and "unreadable" in m for m in logs)
+    assert any(str(cache[1].with_suffix(".npz")) in m and "unreadable" in m for m in logs)
 
 
 @pytest.mark.e2e  # runs the experiment driver
