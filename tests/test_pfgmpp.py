@@ -259,7 +259,8 @@ def test_beta_clip_bounds_the_kernel_radius():
 
 
 @pytest.mark.parametrize("key,value", [("training.aug_dim", 1e300), ("training.aug_dim", 1e13),
-                                       ("sampling.sigma_max", 1e300), ("sampling.rho", 1e-9)])
+                                       ("sampling.sigma_max", 1e300), ("sampling.rho", 1e-9),
+                                       ("sampling.N", 1)])  # was "sampling.ode_solver: sampling.N: ..." 
 def test_values_that_overflow_the_kernel_or_the_schedule_are_refused_by_name(key, value):
     """Issue 18 case 9 and the tracebacks: D = 1e300 passed validation, then every training step was
     non-finite; sigma_max = 1e300 or rho = 1e-9 crashed at the first snapshot after the workdir was written."""
