@@ -2,7 +2,8 @@
 
 - Ownership: training starts only in a missing or empty folder, or in one this package marked as its own
   (`MARKER`, the first file a training writes), so it never clobbers someone else's config.json, pictures
-  or CSV files.
+  or CSV files. A folder without the marker that holds checkpoints in this package's layout (a run of an
+  older version) is adopted.
 - Lock: the OS's exclusive `flock` on the workdir folder itself, not on a file a user may delete; released
   when its holder ends in any way (SIGKILL included). Before each write the holder checks that the folder
   is still the one it locked (a workdir deleted and re-created under it is not its own any more).
@@ -39,12 +40,22 @@ def check_ours(workdir):
     if not os.path.isdir(workdir) or os.path.exists(os.path.join(workdir, MARKER)):
         return
     entries = sorted(os.listdir(workdir))
+    if entries and _holds_checkpoints(workdir):
+        return  # a run of a pfgm version before the marker: its checkpoints are read with every check
     if entries:
         raise WorkdirError(
             f"--workdir {workdir!r} holds files this package did not write ({', '.join(entries[:3])}"
             f"{', ...' if len(entries) > 3 else ''}): training starts only in an empty folder or in a "
             f"pfgm workdir. Choose another --workdir, or, if it is a run of an older pfgm version, "
             f"mark it as one: touch {os.path.join(workdir, MARKER)!r}")
+
+
+def _holds_checkpoints(workdir):
+    """Whether `workdir` holds a checkpoint file of this package's layout (numbered or meta)."""
+    numbered = os.path.join(workdir, "checkpoints")
+    names = os.listdir(numbered) if os.path.isdir(numbered) else []
+    return os.path.isfile(os.path.join(workdir, "checkpoints-meta", "checkpoint.pth")) or any(
+        re.fullmatch(r"checkpoint_\d+\.pth", n) and os.path.isfile(os.path.join(numbered, n)) for n in names)
 
 
 def claim(workdir):

@@ -99,3 +99,16 @@ def test_deleting_lock_files_does_not_let_a_second_training_in(tmp_path):
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)
     assert first.returncode == 0
+
+
+def test_a_run_of_an_older_version_with_checkpoints_is_adopted(tmp_path):
+    """Workdirs written before the marker existed hold checkpoints in this package's layout: they are
+    adopted (their checkpoints then go through every check of resume); without checkpoints they are not."""
+    work = foreign_folder(tmp_path / "old_run")
+    with pytest.raises(workdir.WorkdirError):
+        workdir.check_ours(str(work))
+    (work / "checkpoints" / "checkpoint_5").mkdir()  # a folder of that name is no checkpoint
+    with pytest.raises(workdir.WorkdirError):
+        workdir.check_ours(str(work))
+    (work / "checkpoints" / "checkpoint_5.pth").write_bytes(b"x")
+    workdir.check_ours(str(work))
