@@ -1,9 +1,10 @@
 """The config a checkpoint was written under, and the one rule of which keys may differ from it.
 
 Every checkpoint records its run's config as plain data (a JSON string of dotted key -> value, readable
-with `weights_only`). Resuming may change only what decides how long a run lasts, what it logs and
-how it is evaluated (`MAY_CHANGE_ON_RESUME`); any other change would mix two runs in one set of
-weights, so it is refused naming the keys. Evaluation refuses a config whose network or method
+with `weights_only`). Resuming may change only what decides how long a run lasts, what it logs, where
+and how fast it runs (device, threads, workers, compilation) and how it is evaluated
+(`MAY_CHANGE_ON_RESUME`); any other change would mix two runs in one set of weights, so it is refused
+naming the keys. Evaluation refuses a config whose network or method
 differs from the recorded one (`EVAL_MUST_MATCH`), e.g. a VP checkpoint under the PFGM++ config.
 Checkpoints without a record (older ones, the original code's) are loaded with a warning.
 Keys present on one side only (added or removed by another version of this package) are not compared.
@@ -17,7 +18,8 @@ ENTRY = "config"  # the checkpoint's entry holding the record
 
 # Keys (or sections, ending in '.') that a resume may change.
 MAY_CHANGE_ON_RESUME = (
-    "device", "data.root", "data.path", "eval.", "sampling.",
+    "device", "num_threads", "collective_timeout", "data.root", "data.path", "data.num_workers", "eval.", "sampling.",
+    "training.compile",
     "training.n_iters", "training.log_freq", "training.eval_freq", "training.snapshot_freq",
     "training.snapshot_freq_for_preemption", "training.snapshot_sampling", "training.snapshot_num_samples",
     "training.max_nonfinite_steps",

@@ -81,9 +81,10 @@ def test_resume_refuses_a_changed_model_method_or_optimizer_naming_the_keys(tmp_
         with pytest.raises(ConfigError, match=f"^{key}: resuming from .* would mix two runs"):
             train.Trainer(c, work)
         assert tree_digest(work) == before
-    # run-length, logging and sampling keys may change; config.json then says what runs
+    # run-length, logging, sampling and how-fast keys may change; config.json then says what runs
     c = small("pfgmpp/toy2d", n_iters=4, log_freq=2)
     c.sampling.N = 5
+    c.num_threads, c.collective_timeout = 2, 60
     t = train.train(c, work)
     assert t.step == 4 and t.resumed_from is not None
     assert json.load(open(f"{work}/config.json"))["training"]["n_iters"] == 4

@@ -15,6 +15,8 @@ Image indices walk through one random permutation per epoch (epoch e's is drawn 
 and computed once), so no step rebuilds a permutation of the whole data set; a batch may straddle two
 epochs. Everything is a function of the step, so a resumed run draws what the interrupted one would.
 """
+import os
+
 import torch
 
 from pfgm import seeds
@@ -199,7 +201,8 @@ class LoaderFeed(_ImageFeed):
 
     def __init__(self, dataset, config, device, rank, world):
         super().__init__(dataset, config, device, rank, world)
-        self.workers = int(config.data.num_workers)
+        # more workers than cores only adds contention (and torch warns about it)
+        self.workers = min(int(config.data.num_workers), os.cpu_count() or 1)
         self.last_step = int(config.training.n_iters)
         self._iter, self._next = None, None
 
