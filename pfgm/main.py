@@ -87,6 +87,8 @@ def main(argv):
         where = e.filename or FLAGS.workdir
         _fail(f"{where}: {e.strerror or e} (errno {e.errno}); files already written are intact (every write is "
               "atomic): fix this and run the same command again")
+    finally:
+        run_utils.finish_distributed()
 
 
 def parse_flags(argv):

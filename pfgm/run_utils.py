@@ -234,6 +234,15 @@ def init_distributed(device_name, timeout=None):
     return dist.get_rank(), dist.get_world_size(), device
 
 
+def finish_distributed():
+    """Leave the process group, if one was joined. Exiting with it still up lets gloo's threads be torn
+    down mid-flight: a rank then aborts ("terminate called without an active exception") after its work."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def config_root(path):
     """The folder holding the `configs` package that config file `path` belongs to (the configs import
     `configs.default_*`, and the package is not installed): found from the file itself, so any path to

@@ -79,6 +79,7 @@ dist.all_gather(every, flat)
 assert torch.equal(every[0], every[1]), "the replicas diverged"
 assert t.nonfinite_total == 1, t.nonfinite_total
 print("rank", t.rank, "skipped", t.nonfinite_total, "in sync")
+dist.destroy_process_group()
 """
 
 
