@@ -19,7 +19,7 @@ import numpy as np
 import scipy.special
 import torch
 
-from pfgm import seeds
+from pfgm import poisson, seeds
 from pfgm.sampling import per_sample
 
 
@@ -145,17 +145,10 @@ def class_posterior_mean(x, charges, sigma, aug_dim, labels, charge_labels):
     """The conditional `stf` target: row i is posterior_mean(x_i, charges[charge_labels == labels_i]),
     the exact denoiser of the batch's charges of the row's own class; a NULL (-1, dropped) label takes
     all the charges. x (B, ...), sigma float or (B,), labels (B,), charge_labels (L,) -> like x."""
-    charge_labels = charge_labels.to(labels.device)
     sigma = torch.as_tensor(sigma, device=x.device)
     sigma = sigma.expand(len(x)) if sigma.dim() == 0 else sigma
-    out = torch.empty_like(x)
-    for c in torch.unique(labels).tolist():
-        rows = labels == c
-        mine = charges if c < 0 else charges[charge_labels == c]
-        if not len(mine):
-            raise ValueError(f"no charge of class {c} in the batch for the {int(rows.sum())} points of that class")
-        out[rows] = posterior_mean(x[rows], mine, sigma[rows], aug_dim)
-    return out
+    return poisson.by_class(x, charges, labels, charge_labels,
+                            lambda rows, mine: posterior_mean(x[rows], mine, sigma[rows], aug_dim))
 
 
 def mixture_logp(x, charges, sigma, aug_dim):

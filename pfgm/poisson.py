@@ -18,6 +18,7 @@ __all__ = [
     "empirical_field",
     "field_target",
     "class_field_target",
+    "by_class",
     "class_posterior",
     "perturb",
     "prior_radius_cdf",
@@ -133,14 +134,21 @@ def class_field_target(x, data, gamma, labels, data_labels):
       (B, N+1) target. A row whose class has no charge in the batch is an error (the trained points are
     part of the batch, so their own class always has one).
     """
-    data_labels = data_labels.to(labels.device)
+    return by_class(x, data, labels, data_labels, lambda rows, charges: field_target(x[rows], charges, gamma))
+
+
+def by_class(x, charges, labels, charge_labels, target):
+    """A per-row target computed against each row's own class of charges: the rows of class c get
+    target(rows, the class-c charges) (rows: a (B,) mask), a NULL (-1) row gets target(rows, all charges).
+    Shared by the conditional PFGM field and PFGM++'s conditional posterior mean."""
+    charge_labels = charge_labels.to(labels.device)
     out = torch.empty_like(x)
     for c in torch.unique(labels).tolist():
         rows = labels == c
-        charges = data if c < 0 else data[data_labels == c]
-        if not len(charges):
+        mine = charges if c < 0 else charges[charge_labels == c]
+        if not len(mine):
             raise ValueError(f"no charge of class {c} in the batch for the {int(rows.sum())} points of that class")
-        out[rows] = field_target(x[rows], charges, gamma)
+        out[rows] = target(rows, mine)
     return out
 
 

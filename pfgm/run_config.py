@@ -85,8 +85,8 @@ def check_resume(state, config, path, log=None):
     if changes:
         raise ConfigError(
             f"{changes[0][0]}: resuming from {path!r} with a changed config would mix two runs: "
-            f"{_describe(changes)}. Only run-length, logging, sampling and evaluation keys may change on "
-            "resume; start a new run in another --workdir")
+            f"{_describe(changes)}. Only run-length, logging, sampling, evaluation and speed (device, threads, "
+            "workers, compilation) keys may change on resume; start a new run in another --workdir")
 
 
 def check_eval(state, config, path, log=None):
