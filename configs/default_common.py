@@ -14,11 +14,11 @@
   pfgm_run       what every PFGM training config sets over its data set's defaults (sde, batch sizes, sampler)
   sde_run        the same for the score-SDE baselines (VE, VP, sub-VP)
   pfgmpp_run     the same for PFGM++ (D extra dimensions, EDM's preconditioning and sampler)
-  set_ncsnpp     the NCSN++/DDPM++ architecture keys
+  set_ncsnpp     the NCSN++/DDPM++ architecture keys (configs/default_ncsnpp.py)
   set_songunet   EDM's SongUNet keys (its DDPM++ and NCSN++ settings), for PFGM++ (configs/default_songunet.py)
   set_likelihood the eval.bpd_* keys
   set_eval_outputs  eval.fid_stats, inception_weights, save_images, enable_interpolate, enable_rescale
-  set_labels     class-conditional generation (model.label_dim, training.label_dropout, sampling.class_label,
+  set_labels     (configs/default_labels.py) class-conditional generation (model.label_dim, training.label_dropout, sampling.class_label,
                  sampling.guidance), off by default
 
 Each data set's defaults file then offers get_default_configs(), get_pfgm_config() and (where baselines
@@ -31,7 +31,10 @@ is missing (where the defaults do not choose another value on purpose).
 import ml_collections
 import torch
 
-from configs.default_songunet import SONGUNET_PRESETS, set_songunet  # noqa: F401  (its home; kept importable here)
+# Their homes are modules of their own; kept importable from here, where the configs look for every block.
+from configs.default_labels import set_labels  # noqa: F401
+from configs.default_ncsnpp import set_ncsnpp  # noqa: F401
+from configs.default_songunet import SONGUNET_PRESETS, set_songunet  # noqa: F401
 
 
 def _set(config, section, **values):
@@ -321,60 +324,6 @@ def pfgmpp_run(config, *, aug_dim, batch_size, sigma_max=80.0, sigma_min=0.002, 
     sampling.S_max = float("inf")
     sampling.S_noise = 1.0
     return config
-
-
-def set_labels(config, *, label_dim=0, label_dropout=0.0, class_label=-1, guidance=1.0, guidance_tmin=0.0):
-    """Class-conditional generation, the same keys for every method (pfgm/methods/conditioning.py,
-    docs/conditional.md):
-
-      model.label_dim         number of classes the network is given as a one-hot input (0: unconditional,
-                              as EDM); it must equal the data set's class count
-      training.label_dropout  probability that a training label is replaced by the null label (the all-zero
-                              one-hot), so that one network learns the unconditional prediction too
-      sampling.class_label    the class every sample is drawn from (-1: a random class per sample)
-      sampling.guidance       w: the prediction is u + w (c - u) of the unconditional (u) and conditional (c)
-                              ones (1: plain conditional sampling; > 1: classifier-free guidance)
-      sampling.guidance_tmin  guidance only where the sampler's time (PFGM: z, PFGM++: sigma, SDEs: t) is at
-                              least this; below it the class prediction alone (0: guidance everywhere)
-    """
-    _set(config, "model", label_dim=label_dim)
-    _set(config, "training", label_dropout=label_dropout)
-    return _set(config, "sampling", class_label=class_label, guidance=guidance, guidance_tmin=guidance_tmin)
-
-
-def set_ncsnpp(model, **overrides):
-    """The NCSN++/DDPM++ architecture keys (Song et al. 2021), at the paper's DDPM++ CIFAR-10 values.
-
-    Keyword arguments override single keys, e.g. set_ncsnpp(model, fir=True).
-    """
-    model.name = "ncsnpp"
-    model.scale_by_sigma = False
-    model.normalization = "GroupNorm"
-    model.nonlinearity = "swish"
-    model.nf = 128
-    model.ch_mult = (1, 2, 2, 2)
-    model.num_res_blocks = 4
-    model.attn_resolutions = (16,)
-    model.resamp_with_conv = True
-    model.conditional = True
-    model.fir = False
-    model.fir_kernel = [1, 3, 3, 1]
-    model.skip_rescale = True
-    model.resblock_type = "biggan"
-    model.progressive = "none"
-    model.progressive_input = "none"
-    model.progressive_combine = "sum"
-    model.attention_type = "ddpm"
-    model.init_scale = 0.0
-    model.embedding_type = "positional"
-    model.fourier_scale = 16
-    model.conv_size = 3
-    model.label_dim = 0               # classes embedded beside the noise level (0: unconditional, original layout)
-    for key, value in overrides.items():
-        if key not in model:
-            raise KeyError(f"set_ncsnpp: unknown model key {key!r}")
-        model[key] = value
-    return model
 
 
 def set_likelihood(evaluate, *, batch_size, num_samples=0, num_repeats=5, estimator="rademacher"):

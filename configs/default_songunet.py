@@ -1,7 +1,7 @@
 """EDM's SongUNet (pfgm/models/songunet.py) as config keys: its DDPM++ and NCSN++ settings (EDM's train.py
 --arch ddpmpp | ncsnpp) at EDM's CIFAR-10 values, the keys named as its arguments."""
 
-# score_sde's NCSN++ keys (configs/default_common.set_ncsnpp) that SongUNet does not read.
+# score_sde's NCSN++ keys (configs/default_ncsnpp.set_ncsnpp) that SongUNet does not read.
 NCSNPP_ONLY_KEYS = ("scale_by_sigma", "normalization", "nonlinearity", "nf", "ch_mult", "num_res_blocks",
                     "resamp_with_conv", "conditional", "fir", "fir_kernel", "skip_rescale", "resblock_type",
                     "progressive", "progressive_input", "progressive_combine", "attention_type", "init_scale",

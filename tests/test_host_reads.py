@@ -64,7 +64,7 @@ DDP_SKIP = r"""
 import sys, torch, torch.distributed as dist
 sys.path.insert(0, "tests")
 from conftest import tiny_config
-from pfgm import train
+from pfgm import run_utils, train
 t = train.Trainer(tiny_config(n_iters=4), sys.argv[1])
 real = t.method.loss
 def loss(*a, **k):  # rank 1 alone meets a NaN at step 2
@@ -79,7 +79,8 @@ dist.all_gather(every, flat)
 assert torch.equal(every[0], every[1]), "the replicas diverged"
 assert t.nonfinite_total == 1, t.nonfinite_total
 print("rank", t.rank, "skipped", t.nonfinite_total, "in sync")
-dist.destroy_process_group()
+del t   # its DDP wrapper holds the process group: freed here, not at interpreter exit (run_utils.finish_distributed)
+run_utils.finish_distributed()
 """
 
 
