@@ -15,7 +15,7 @@ import re
 
 import torch
 
-from pfgm import checkpoint, files, models
+from pfgm import checkpoint, files, models, run_config
 from pfgm.models.ema import ExponentialMovingAverage
 from pfgm.run_utils import load_config_file
 from pfgm.safe_pickle import Persistent, PlainModule, UnsafePickle, load
@@ -173,5 +173,7 @@ def import_checkpoint(source, workdir, data_root=""):
         raise
     path = checkpoint.checkpoint_path(workdir, _step(top, source))
     ema = ExponentialMovingAverage(model, config.model.ema_rate)
-    checkpoint.atomic_save(dict(model=model.state_dict(), ema=ema.state_dict(), step=_step(top, source)), path)
+    # the config's record, as training writes it: eval then checks the network against DIR/config.py
+    checkpoint.atomic_save(dict(model=model.state_dict(), ema=ema.state_dict(), step=_step(top, source),
+                                **{run_config.ENTRY: run_config.record(config)}), path)
     return config_path, path, settings

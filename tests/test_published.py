@@ -19,7 +19,8 @@ import torch
 
 from conftest import ROOT, shipped_config
 from edm_pickles import PAYLOAD, precond_tree, write
-from pfgm import checkpoint, methods, models, published, safe_pickle
+from pfgm import checkpoint, methods, models, published, run_config, safe_pickle
+from pfgm.config_checks import ConfigError
 from pfgm.run_utils import load_config_file
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -71,6 +72,14 @@ def test_import_gives_the_same_network_and_D(tmp_path, marker, kind, D):
     with torch.no_grad():
         torch.testing.assert_close(method.denoiser(model)(x, sigma), method.denoiser(fresh)(x, sigma), rtol=0, atol=0)
     assert int(os.path.basename(ckpt).split("_")[1].split(".")[0]) == (12345 if kind == "pt" else 0)
+    # the checkpoint records DIR/config.py's config, so eval checks a config against the imported network
+    state = checkpoint.read_checkpoint(ckpt)
+    record = run_config.recorded(state)
+    assert record["model.name"] == "songunet" and record["training.aug_dim"] == D
+    run_config.check_eval(state, config, ckpt)
+    config.model.model_channels = 32
+    with pytest.raises(ConfigError, match="model.model_channels"):
+        run_config.check_eval(state, config, ckpt)
 
 
 def test_conditional_network(tmp_path, marker):
