@@ -18,8 +18,8 @@
   set_songunet   EDM's SongUNet keys (its DDPM++ and NCSN++ settings), for PFGM++ (configs/default_songunet.py)
   set_likelihood the eval.bpd_* keys
   set_eval_outputs  eval.fid_stats, inception_weights, save_images, enable_interpolate, enable_rescale
-  set_labels     (configs/default_labels.py) class-conditional generation (model.label_dim, training.label_dropout, sampling.class_label,
-                 sampling.guidance), off by default
+  set_labels     class-conditional generation (model.label_dim, training.label_dropout, sampling.class_label,
+                 sampling.guidance, guidance_tmin), off by default (configs/default_labels.py)
 
 Each data set's defaults file then offers get_default_configs(), get_pfgm_config() and (where baselines
 exist) get_sde_config(sde); the files under configs/<method>/ start from one of these and state only
