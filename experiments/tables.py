@@ -74,7 +74,8 @@ def _sampler_label(s):
         return f"PC {s.get('predictor')}/{s.get('corrector')}, N={s.get('N')}"
     if s.get("ode_solver") in ("euler", "heun"):
         return f"{s['ode_solver'].capitalize()} N={s['N']}"
-    return "RK45" + (f" tol {s['rtol']:g}" if "rtol" in s else "") + (f", max {s['max_nfe']} NFE" if s.get("max_nfe") else "")
+    return ("RK45" + (f" tol {s['rtol']:g}" if "rtol" in s else "")
+            + (f", max {s['max_nfe']} NFE" if s.get("max_nfe") else ""))
 
 
 def sampler_tag(sampler, n):

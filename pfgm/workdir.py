@@ -52,10 +52,9 @@ def check_ours(workdir):
 
 def _holds_checkpoints(workdir):
     """Whether `workdir` holds a checkpoint file of this package's layout (numbered or meta)."""
-    numbered = os.path.join(workdir, "checkpoints")
-    names = os.listdir(numbered) if os.path.isdir(numbered) else []
-    return os.path.isfile(os.path.join(workdir, "checkpoints-meta", "checkpoint.pth")) or any(
-        re.fullmatch(r"checkpoint_\d+\.pth", n) and os.path.isfile(os.path.join(numbered, n)) for n in names)
+    from pfgm import checkpoint  # torch and the networks: only for a folder without the marker
+
+    return os.path.isfile(checkpoint.meta_checkpoint_path(workdir)) or bool(checkpoint.list_checkpoints(workdir))
 
 
 def claim(workdir):
