@@ -5,6 +5,7 @@ nothing to show that way (e.g. a single point). Quality is FID (digits-FID for t
 for the toy table, MMD; lower is better on every axis labelled so.
 """
 import os
+import textwrap
 
 import numpy as np
 
@@ -113,6 +114,15 @@ def plot_convergence(table, rows, results, path, metric_name=None):
                         fontsize=7)
 
 
+def _panel_title(table, row, r):
+    """The row's label and its sampler, NFE and quality, wrapped to a panel's width (~45 characters at 6 pt):
+    unwrapped, long labels ran into the neighbouring panels."""
+    q = _quality(table, r)
+    caption = f"{r['sampler']}, NFE {r.get('nfe', 0):.0f}" \
+        + (f", {'MMD' if table.kind == 'toy' else 'FID'} {q:.3g}" if q is not None else "")
+    return "\n".join(textwrap.wrap(row.label, 45) + textwrap.wrap(caption, 45))
+
+
 def plot_sample_grids(table, rows, results, path, per_row=36):
     """One panel per row of the table: its first samples (a grid of digits, or a scatter of points)."""
     panels = [(row, r) for row, r in zip(rows, results) if r.get("samples_path") and os.path.exists(r["samples_path"])]
@@ -122,10 +132,13 @@ def plot_sample_grids(table, rows, results, path, per_row=36):
     plt = _pyplot()
     cols = min(5, len(panels))
     nrows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 2.9 * nrows), squeeze=False)
+    titles = [_panel_title(table, row, r) for row, r in panels]
+    lines = max(t.count("\n") + 1 for t in titles)  # each row of panels makes room for the longest title
+    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, (2.6 + 0.1 * lines) * nrows), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (row, r) in zip(axes.flat, panels):
+    for ax, (row, r), title in zip(axes.flat, panels, titles):
         with np.load(r["samples_path"]) as f:
             x, labels = f["samples"].astype(np.float32), (f["labels"] if "labels" in f.files else None)
         if labels is not None and table.kind != "toy":   # a conditional model's digits: a row per class
@@ -144,11 +157,8 @@ def plot_sample_grids(table, rows, results, path, per_row=36):
             shown = len(x) if labels is not None else per_row
             ax.imshow(visualize.image_grid(visualize.to_uint8(np.clip(x[:shown], 0, 1)), nrow=6)[..., 0],
                       cmap="gray", vmin=0, vmax=255)
-        q = _quality(table, r)
-        ax.set_title(f"{row.label}\n{r['sampler']}, NFE {r.get('nfe', 0):.0f}"
-                     + (f", {'MMD' if table.kind == 'toy' else 'FID'} {q:.3g}" if q is not None else ""), fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+        ax.set_title(title, fontsize=6)
+    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)  # fixed-aspect panels: keep every title
     plt.close(fig)
     return path
 

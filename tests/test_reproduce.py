@@ -145,6 +145,16 @@ def test_digits_table_with_stand_in_metric(tmp_path):
     assert all(r["status"] == "cached" for r in results3)
 
 
+def test_sample_panel_titles_wrap_to_the_panel_and_keep_every_word():
+    from experiments import plots
+    label = "PFGM++ D = 128, class-conditional, guided from z = 2, label dropout 0.1"
+    table = tables.Table("t", "t", "toy")
+    title = plots._panel_title(table, tables.Row("r", label, "m", "c"),
+                               {"sampler": "RK45, max 1000 NFE, w = 3", "nfe": 1000, "metrics": {"mmd": 0.00123}})
+    assert len(title.splitlines()) > 2 and max(map(len, title.splitlines())) <= 45
+    assert title.split() == (label + " RK45, max 1000 NFE, w = 3, NFE 1000, MMD 0.00123").split()
+
+
 def test_unknown_table(tmp_path):
     with pytest.raises(ValueError, match="unknown table"):
         runner.run_table("nope", str(tmp_path), scale="cpu")
