@@ -167,16 +167,29 @@ def likelihood_report(config, method, model, dataset, device, folder, log):
             f"{key}_repeats": int(repeats), f"{key}_dataset": split, f"{key}_nonfinite": int((~finite).sum())}
 
 
+def held_out_labels(dataset, config, split, total):
+    """The classes of held_out_batches' first `total` points, in their order."""
+    if hasattr(dataset, "split_batches"):
+        return (dataset.train if split == "train" else dataset.held_out).labels[:total]
+    if getattr(dataset, "eval_points", None) is not None:
+        return dataset.eval_labels[:total]
+    return dataset.eval_labelled(total, torch.Generator().manual_seed(seeds.offset(config.seed, seeds.HELD_OUT)))[1]
+
+
 def eval_loss(config, method, model, dataset, device):
     """The loss over the whole held-out split in eval.batch_size batches (as the original; the toy
-    densities: eval.num_samples fresh points), each batch weighted by its size. Returns (loss, points)."""
-    batches, total, _ = held_out_batches(dataset, config, "test", config.eval.batch_size)
+    densities: eval.num_samples fresh points), each batch weighted by its size; a conditional model's
+    with the points' classes, as trained. Returns (loss, points)."""
+    size = config.eval.batch_size
+    batches, total, _ = held_out_batches(dataset, config, "test", size)
+    labels = held_out_labels(dataset, config, "test", total).split(size) if config.model.label_dim else None
     scaler = datasets.data_scaler(config)
     noise = torch.Generator(device=device).manual_seed(seeds.offset(config.seed, seeds.EVAL_LOSS))
     weighted, seen = 0.0, 0
     with torch.no_grad():
-        for x in batches():
-            weighted += method.loss(model, scaler(x.to(device)), generator=noise).item() * len(x)
+        for k, x in enumerate(batches()):
+            extra = {} if labels is None else dict(labels=labels[k].to(device))
+            weighted += method.loss(model, scaler(x.to(device)), generator=noise, **extra).item() * len(x)
             seen += len(x)
     return weighted / seen, seen
 

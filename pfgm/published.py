@@ -119,7 +119,9 @@ def config_text(settings, source, data_root=""):
     lines += [f"    config.model.sigma_data = {settings['sigma_data']!r}",
               f"    config.sampling.sigma_min = {max(SAMPLER_SIGMA_MIN, settings['sigma_min'])!r}",
               f"    config.sampling.sigma_max = {min(SAMPLER_SIGMA_MAX, settings['sigma_max'])!r}",
-              "    config.eval.enable_loss = False   # the imported file holds no data", "    return config", ""]
+              "    config.eval.enable_loss = False   # the imported file holds no data",
+              "    config.eval.begin_ckpt = config.eval.end_ckpt = -1   # the newest: the step is the file's",
+              "    return config", ""]
     return "\n".join(lines)
 
 

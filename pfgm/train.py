@@ -194,8 +194,10 @@ class Trainer:
         gen = torch.Generator().manual_seed(seed)
         noise = torch.Generator(device=self.device).manual_seed(seed)
         with self.ema.swapped_in(self.model):
-            batch = self.scaler(self.dataset.eval_data(self.config.training.batch_size, gen).to(self.device))
-            return self.method.loss(self.model, batch, generator=noise).item()
+            batch, labels = self.dataset.eval_labelled(self.config.training.batch_size, gen)
+            # a conditional model's loss with the points' classes, as trained (eval_data draws the same points)
+            extra = dict(labels=labels.to(self.device)) if self.config.model.label_dim else {}
+            return self.method.loss(self.model, self.scaler(batch.to(self.device)), generator=noise, **extra).item()
 
     def save(self, path):
         if self.nonfinite_in_row:

@@ -35,3 +35,30 @@ def test_eval_with_class_label_k_lands_on_component_k(tmp_path, name):
             assert (f["labels"] == k).all() and f["samples"].shape == (200, 2)
         with open(os.path.join(tmp_path, folder, f"report_{steps}.json")) as f:
             assert json.load(f)["class_accuracy_per_class"][k] == report["class_accuracy"]
+
+
+@pytest.mark.e2e  # builds a Trainer
+@pytest.mark.parametrize("label_dim", [8, 0])
+def test_the_eval_loss_of_a_conditional_model_sees_each_points_class(tmp_path, label_dim):
+    """Trainer.eval_loss and evaluate.eval_loss give a conditional model's loss each held-out point's own class
+    (the class-c field for PFGM), not the null label's loss; an unconditional model's loss is called as before."""
+    import torch
+    c = tiny_config("poisson/toy2d", 2, model=dict(label_dim=label_dim), label_dropout=0.1 if label_dim else 0.0)
+    c.data.dataset = "eight_gaussians"
+    c.eval.update(num_samples=300, batch_size=128)
+    t = train.Trainer(c, str(tmp_path))
+    seen, real = [], t.method.loss
+
+    def loss(model, batch, **kw):
+        seen.append((batch, kw.get("labels")))
+        return real(model, batch, **kw)
+    t.method.loss = loss
+    t.eval_loss()
+    evaluate.eval_loss(c, t.method, t.model, t.dataset, t.device)
+    assert len(seen) == 1 + 3   # the trainer's batch, then 300 held-out points in batches of 128
+    for batch, labels in seen:
+        if not label_dim:
+            assert labels is None
+            continue
+        component = torch.round(torch.atan2(batch[:, 1], batch[:, 0]) / (2 * torch.pi / 8)).long() % 8
+        assert labels is not None and torch.equal(labels, component)

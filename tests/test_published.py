@@ -94,6 +94,19 @@ def test_conditional_network(tmp_path, marker):
     assert torch.equal(model.state_dict()["map_label.weight"], weights["map_label.weight"])
 
 
+def test_an_imported_cifar10_state_is_the_checkpoint_eval_selects(tmp_path, marker):
+    """CIFAR-10's defaults evaluate snapshots begin_ckpt..end_ckpt x snapshot_freq; the imported step is the file's
+    (PFGM++'s image count), so the imported config asks for the newest checkpoint instead."""
+    from pfgm import evaluate
+    config = shipped_config("pfgmpp/cifar10_songunet_ncsnpp_d2048")
+    config.model.update(model_channels=8, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,))
+    top = precond_tree(models.build(config, "cpu"), config, True, 2048)
+    src = write(tmp_path / "training-state-200000.pt", top, "pt", step=200_000_000)
+    config_path, ckpt, settings = published.import_checkpoint(str(src), str(tmp_path / "imp"), "/data/cifar10")
+    assert (settings["resolution"], settings["channels"], settings["D"]) == (32, 3, 2048)
+    assert evaluate.select_checkpoints(load_config_file(config_path), str(tmp_path / "imp")) == [(200_000_000, ckpt)]
+
+
 def _refused(tmp_path, src, capsys, *words):
     work = tmp_path / "imp"
     assert tool.main([str(src), "--workdir", str(work)]) == 2
