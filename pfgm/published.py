@@ -75,11 +75,15 @@ def describe(top):
         name = getattr(unet, "class_name", type(unet).__name__)
         raise PublishedError(f"EDMPrecond.model is a {name}; only SongUNet (DDPM++ / NCSN++) is imported")
     s = net.state
+    if s.get("pfgm"):  # PFGM++'s code before 2023-02-13: a network with a z output, not PFGM++ (nor EDM)
+        raise PublishedError("EDMPrecond has pfgm = True (the pre-release PFGM variant of PFGM++'s code, whose "
+                             "network also predicts E_z): not PFGM++ nor EDM, not imported")
     arch = dict(SONGUNET_DEFAULTS, **_init_kwargs(unet))
     settings = dict(resolution=int(s["img_resolution"]), channels=int(s["img_channels"]),
                     label_dim=int(s.get("label_dim", 0)), sigma_min=float(s.get("sigma_min", 0.0)),
                     sigma_max=float(s.get("sigma_max", math.inf)), sigma_data=float(s.get("sigma_data", 0.5)),
-                    D=int(s["D"]) if s.get("pfgmpp") else math.inf)
+                    # the flag was named pfgmv2 in PFGM++'s code until 2023-02-07; EDM's own has neither
+                    D=int(s["D"]) if s.get("pfgmpp") or s.get("pfgmv2") else math.inf)
     if arch.get("in_channels", settings["channels"]) != settings["channels"] or \
             arch.get("out_channels", settings["channels"]) != settings["channels"]:
         raise PublishedError("SongUNet's in/out channels differ from EDMPrecond's img_channels")

@@ -94,6 +94,20 @@ def test_conditional_network(tmp_path, marker):
     assert torch.equal(model.state_dict()["map_label.weight"], weights["map_label.weight"])
 
 
+def test_the_earlier_pfgmpp_flag_names(tmp_path, marker, capsys):
+    """PFGM++'s code named its flag pfgmv2 until 2023-02-07 (beside a pfgm flag for a z-predicting variant):
+    a pfgmv2 state is PFGM++ with its D, never read as EDM's D = inf; a pfgm = True one is refused."""
+    for name, value in (("pfgm", False), ("pfgmv2", True)):
+        top, _ = fixture_network(pfgmpp=None)
+        top.D, top.N, top.pfgm, top.pfgmv2 = 2048, 64, False, False
+        setattr(top, name, value)
+        _, _, settings = published.import_checkpoint(str(write(tmp_path / f"{name}.pt", top, "pt")),
+                                                     str(tmp_path / f"imp_{name}"))
+        assert settings["D"] == (2048 if name == "pfgmv2" else math.inf)
+    top.pfgm = True
+    _refused(tmp_path, write(tmp_path / "z.pt", top, "pt"), capsys, "pfgm = True")
+
+
 def test_an_imported_cifar10_state_is_the_checkpoint_eval_selects(tmp_path, marker):
     """CIFAR-10's defaults evaluate snapshots begin_ckpt..end_ckpt x snapshot_freq; the imported step is the file's
     (PFGM++'s image count), so the imported config asks for the newest checkpoint instead."""
