@@ -86,6 +86,14 @@ def _songunet_config(augment_p, augment_dim=9):
     return c
 
 
+def test_one_host_read_per_batch():
+    """The warp's padding is data-dependent: its four margins are read to the host at once (a CUDA sync each)."""
+    from pfgm.host_reads import HostReads
+    with HostReads() as reads:
+        A.augment(reference_images(), 1.0, torch.Generator().manual_seed(0))
+    assert reads.total == 1, reads.by_kind
+
+
 def test_augment_p_needs_the_network_to_take_the_labels():
     from pfgm import config_checks
     with pytest.raises(config_checks.ConfigError, match="training.augment_p"):

@@ -61,6 +61,23 @@ def test_edm_rule_halves_the_distance_in_one_half_life():
                                                  [p for p in target.parameters() if p.requires_grad]))
 
 
+@pytest.mark.parametrize("rule", [dict(), dict(halflife_kimg=0.064, rampup_ratio=0.0, batch_size=8)])
+def test_a_device_flag_gates_the_update_without_reading_it_to_the_host(rule):
+    """apply = True is the plain update, False leaves the shadow; on meta tensors (which cannot be read), so the
+    flag is never read to the host (a sync per step on CUDA)."""
+    net, target = _net(0), _net(1)
+    plain, gated, held = (ExponentialMovingAverage(net, 0.99, **rule) for _ in range(3))
+    plain.update(target, cur_nimg=800)
+    gated.update(target, cur_nimg=800, apply=torch.tensor(True))
+    held.update(target, cur_nimg=800, apply=torch.tensor(False))
+    for a, b in zip(plain.shadow_params, gated.shadow_params):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
+    trained = [p for p in net.parameters() if p.requires_grad]
+    assert all(torch.equal(s, p) for s, p in zip(held.shadow_params, trained))
+    meta = ExponentialMovingAverage(net.to("meta"), 0.99, **rule)
+    meta.update(target.to("meta"), cur_nimg=800, apply=torch.tensor(True, device="meta"))
+
+
 def test_edm_rule_needs_the_images_seen():
     ema = ExponentialMovingAverage(_net(), 0.999, halflife_kimg=1, batch_size=4)
     with pytest.raises(ValueError, match="cur_nimg"):

@@ -69,3 +69,20 @@ def test_bf16_trains_the_toy_from_the_command_line(tmp_path):
     assert [int(row["step"]) for row in rows] == [5, 10, 15, 20]
     assert all(float(row["loss"]) == float(row["loss"]) for row in rows)
     assert '"mixed_precision": "bf16"' in open(work / "config.json").read()
+
+
+def test_songunet_attention_weights_stay_float32_under_bf16_autocast(monkeypatch):
+    """EDM computes q^T k and its softmax in float32: autocast must not run that einsum in bf16."""
+    from pfgm.models.song_layers import UNetBlock
+    block = UNetBlock(32, 32, 16, attention=True)
+    x, emb = torch.randn(2, 32, 4, 4), torch.randn(2, 16)
+    dtypes, einsum = [], torch.einsum
+
+    def spy(*args):
+        out = einsum(*args)
+        dtypes.append(out.dtype)
+        return out
+    monkeypatch.setattr(torch, "einsum", spy)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        block(x, emb)
+    assert dtypes[0] == torch.float32 and len(dtypes) == 2

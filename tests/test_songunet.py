@@ -160,3 +160,19 @@ def test_songunet_serves_pfgmpp_only():
     c.training.sde = "vpsde"
     with pytest.raises(ConfigError, match="training.sde"):
         models.build(c, "cpu")
+
+
+def test_training_without_augmentation_labels_uses_zero_labels():
+    """A network built for EDM's augmentation trained on a batch without its labels: the zero labels of an
+    image not augmented, so the same output as none at all, and map_augment in the graph (DDP needs every
+    parameter to take part)."""
+    tiny = TINY["ncsnpp"]
+    net = models.build(tiny_config(tiny), "cpu")
+    x, sigma, labels, _ = reference_inputs(tiny)
+    net.eval()
+    none_eval = net(x, sigma, labels)
+    net.train()
+    out = net(x, sigma, labels)
+    assert torch.equal(out, none_eval) and torch.equal(out, net(x, sigma, labels, torch.zeros(3, 9)))
+    out.square().sum().backward()
+    assert net.map_augment.weight.grad is not None

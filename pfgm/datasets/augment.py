@@ -168,7 +168,8 @@ def warp(images, g_inv):
     margin = margin + torch.tensor([2 * pad - cx, 2 * pad - cy] * 2, dtype=margin.dtype, device=dev)
     low = torch.zeros(4, dtype=margin.dtype, device=dev)
     high = torch.tensor([w - 1, h - 1] * 2, dtype=margin.dtype, device=dev)
-    mx0, my0, mx1, my1 = (int(v) for v in margin.clamp(low, high).ceil())
+    # the padding's size is data-dependent (as EDM's): one read to the host for the four numbers, not four
+    mx0, my0, mx1, my1 = margin.clamp(low, high).ceil().int().tolist()
     images = F.pad(images, [mx0, mx1, my0, my1], mode="reflect")
     one = torch.ones(n, dtype=g_inv.dtype, device=dev)
     g_inv = translate((mx0 - mx1) / 2 * one, (my0 - my1) / 2 * one) @ g_inv

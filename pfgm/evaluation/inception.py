@@ -239,18 +239,20 @@ class InceptionV3FID(nn.Module):
         device = self.fc.weight.device
         images = images.to(device) if torch.is_tensor(images) else torch.as_tensor(images, device=device)
         x = preprocess(images)
-        if device.type == "cuda":
-            # TF32 convolutions would cost about three significant digits of the features.
-            previous = torch.backends.cudnn.allow_tf32
-            torch.backends.cudnn.allow_tf32 = False
-            try:
-                feats = self.pool3(x)
-            finally:
-                torch.backends.cudnn.allow_tf32 = previous
-        else:
-            feats = self.pool3(x)
-        logits = F.linear(feats, self.fc.weight, self.fc.bias if self.logits_bias else None)
-        return feats, logits
+        if device.type != "cuda":
+            return self._features_and_logits(x)
+        # TF32 convolutions and matmuls (evaluate turns them on for the sampler) would cost about three
+        # significant digits of the features and the logits.
+        previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            return self._features_and_logits(x)
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+
+    def _features_and_logits(self, x):
+        feats = self.pool3(x)
+        return feats, F.linear(feats, self.fc.weight, self.fc.bias if self.logits_bias else None)
 
 
 def default_weights_path():

@@ -74,8 +74,14 @@ class ExponentialMovingAverage:
         decay = self.current_decay(cur_nimg)
         params = [p.detach() for p in self._trainable(model)]
         if self.halflife_nimg > 0:
-            weight = 1.0 - decay if apply is None else apply.to(params[0].dtype) * (1.0 - decay)
-            torch._foreach_lerp_(self.shadow_params, params, weight)
+            if apply is None:
+                torch._foreach_lerp_(self.shadow_params, params, 1.0 - decay)
+                return
+            # s + w (p - s), lerp's formula for w < 1/2, with w a device tensor: _foreach_lerp_ has no overload
+            # for one tensor weight and would read it to the host (a sync per step on CUDA)
+            diff = torch._foreach_sub(params, self.shadow_params)
+            torch._foreach_mul_(diff, apply.to(diff[0].dtype) * (1.0 - decay))
+            torch._foreach_add_(self.shadow_params, diff)
             return
         # s - (1 - d)(s - p) in this order, as the per-tensor loop computed it: bit for bit the same
         diff = torch._foreach_sub(self.shadow_params, params)

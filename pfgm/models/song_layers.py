@@ -133,7 +133,8 @@ class UNetBlock(nn.Module):
         if self.attention:
             b, c = x.shape[:2]
             q, k, v = self.qkv(self.norm2(x)).reshape(b, c, 3, -1).unbind(2)
-            w = torch.einsum("ncq,nck->nqk", q.float(), k.float() / math.sqrt(c)).softmax(dim=2).to(q.dtype)
+            with torch.autocast(x.device.type, enabled=False):  # EDM's weights in float32, also under mixed precision
+                w = torch.einsum("ncq,nck->nqk", q.float(), k.float() / math.sqrt(c)).softmax(dim=2).to(q.dtype)
             a = torch.einsum("nqk,nck->ncq", w, v)
             x = (self.proj(a.reshape(x.shape)) + x) * self.skip_scale
         return x

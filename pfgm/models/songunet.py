@@ -133,6 +133,10 @@ class SongUNet(nn.Module):
                 keep = torch.rand((x.shape[0], 1), device=x.device) >= self.label_dropout
                 labels = labels * keep.to(labels.dtype)
             emb = emb + self.map_label(labels * math.sqrt(self.label_dim))
+        if augment_labels is None and self.training and self.map_augment is not None:
+            # a batch not augmented has zero labels (EDM's pipe at p = 0): the same embedding, bit for bit (no
+            # bias), and map_augment takes part in the graph, as DDP requires of every parameter
+            augment_labels = torch.zeros(x.shape[0], self.augment_dim, device=x.device)
         if augment_labels is not None:
             if self.map_augment is None:
                 raise ValueError("augment_labels given to a SongUNet built with model.augment_dim = 0")
