@@ -3,8 +3,8 @@
   python tools/reproduce.py TABLE --workdir DIR [--scale gpu|cpu] [flags]
 
 TABLE: cifar10, euler, weak, celeba64, bedroom, pfgmpp, pfgmpp_ffhq64 (gpu scale); cifar10, euler, pc, weak, convergence,
-toy, pfgmpp, pfgmpp_toy, pfgmpp_songunet[_convergence] (cpu scale: 8x8 digits and 2-D toy data, trained
-here); several joined by commas;
+toy, pfgmpp, pfgmpp_toy, pfgmpp_convergence, pfgmpp_songunet[_convergence], conditional, conditional_convergence,
+conditional_toy (cpu scale: 8x8 digits and 2-D toy data, trained here); several joined by commas;
 or all. Checkpoints are read from DIR/<model>/checkpoints/; at
 the cpu scale missing ones are trained (--n_iters for every model alike). Results are cached per
 (checkpoint, sampler, number of samples) under DIR/<model>/reproduce/, so a second run only prints.
