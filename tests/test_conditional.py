@@ -10,6 +10,7 @@ from torch import nn
 
 from conftest import shipped_config
 from pfgm import config_checks, methods, pfgmpp, poisson, sampling
+from pfgm.config_checks import leaves
 from pfgm.methods import conditioning
 from pfgm.methods.sde import VESDE
 
@@ -110,6 +111,17 @@ def test_one_hot_dropout_asked_labels_and_guidance_combination():
     assert calls == [4]
     torch.testing.assert_close(conditioning.guided(fn, lab, 1.0)(x, 2.0), torch.tensor([[4.0], [5.0]]))
     assert calls == [4, 2]
+
+
+def test_each_conditional_config_is_its_unconditional_twin_with_labels():
+    """A *_cond config changes only the data set and the label keys of its twin, so its sampler keeps the twin's
+    settings (toy PFGM: guidance only from z = 0.5 on)."""
+    for twin, cond in (("poisson/toy2d", "poisson/toy2d_cond"), ("pfgmpp/toy2d", "pfgmpp/toy2d_cond"),
+                       ("vp/toy2d", "vp/toy2d_cond"), ("poisson/digits_ddpmpp", "poisson/digits_ddpmpp_cond"),
+                       ("pfgmpp/digits_ddpmpp", "pfgmpp/digits_ddpmpp_cond"), ("vp/digits_ddpmpp", "vp/digits_ddpmpp_cond")):
+        a, b = (dict(leaves(shipped_config(n))) for n in (twin, cond))
+        changed = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+        assert changed <= {"data.dataset", "model.label_dim", "training.label_dropout"}, (cond, changed)
 
 
 def test_label_keys_are_checked_by_name():

@@ -12,5 +12,6 @@ from configs.default_toy_configs import get_pfgm_config
 def get_config():
     config = get_pfgm_config()
     config.data.dataset = "eight_gaussians"
-    set_labels(config, label_dim=8, label_dropout=0.1)
+    # guidance from z = 0.5 on, as poisson/toy2d.py (set_labels would reset it to 0: guidance at every z)
+    set_labels(config, label_dim=8, label_dropout=0.1, guidance_tmin=config.sampling.guidance_tmin)
     return config
