@@ -121,34 +121,36 @@ def prior_logp(x, sigma_max, aug_dim):
     return log_kernel(x, torch.zeros_like(x), sigma_max, aug_dim)
 
 
-def _log_weights(x, charges, sigma, aug_dim):
+def _log_weights(x, charges, sigma, aug_dim, mask=None):
     """(B, L) unnormalized log-weights of the charges in the posterior at x: -(N+D)/2 log(d^2 + r^2),
-    or -d^2 / (2 sigma^2) for D = inf. Squared distances from one matrix product (no B x L x N tensor)."""
+    or -d^2 / (2 sigma^2) for D = inf; -inf where the (B, L) bool mask leaves a charge out. Squared
+    distances from one matrix product (no B x L x N tensor)."""
     xf, cf = x.flatten(1).double(), charges.flatten(1).double().to(x.device)
     d2 = (xf.pow(2).sum(1, keepdim=True) + cf.pow(2).sum(1) - 2.0 * xf @ cf.T).clamp_min(0.0)
     sigma = sigma.to(x.device, torch.float64) if torch.is_tensor(sigma) else \
         torch.full((), float(sigma), dtype=torch.float64, device=x.device)  # no host copy per call
     s2 = per_sample(sigma.expand(len(x)) ** 2, d2)
-    if math.isinf(aug_dim):
-        return -d2 / (2.0 * s2)
-    return -(xf.shape[1] + aug_dim) / 2.0 * torch.log(d2 + s2 * aug_dim)
+    lw = -d2 / (2.0 * s2) if math.isinf(aug_dim) else -(xf.shape[1] + aug_dim) / 2.0 * torch.log(d2 + s2 * aug_dim)
+    return lw if mask is None else lw.masked_fill(~mask, -math.inf)
 
 
-def posterior_mean(x, charges, sigma, aug_dim):
+def posterior_mean(x, charges, sigma, aug_dim, mask=None):
     """E[y | x, sigma] over the charges (L, ...) with weights proportional to p_r(x | y_i): the exact
-    denoiser of the empirical data (and the original's `stf` training target). x (B, ...) -> like x."""
-    w = torch.softmax(_log_weights(x, charges, sigma, aug_dim), dim=1)
+    denoiser of the empirical data (and the original's `stf` training target). x (B, ...) -> like x.
+    mask: optional (B, L) bool, the charges each row counts (`poisson.class_mask`)."""
+    w = torch.softmax(_log_weights(x, charges, sigma, aug_dim, mask), dim=1)
     return (w @ charges.flatten(1).double().to(x.device)).to(x.dtype).reshape(x.shape)
 
 
-def class_posterior_mean(x, charges, sigma, aug_dim, labels, charge_labels):
+def class_posterior_mean(x, charges, sigma, aug_dim, labels, charge_labels, check=True):
     """The conditional `stf` target: row i is posterior_mean(x_i, charges[charge_labels == labels_i]),
     the exact denoiser of the batch's charges of the row's own class; a NULL (-1, dropped) label takes
-    all the charges. x (B, ...), sigma float or (B,), labels (B,), charge_labels (L,) -> like x."""
-    sigma = torch.as_tensor(sigma, device=x.device)
-    sigma = sigma.expand(len(x)) if sigma.dim() == 0 else sigma
-    return poisson.by_class(x, charges, labels, charge_labels,
-                            lambda rows, mine: posterior_mean(x[rows], mine, sigma[rows], aug_dim))
+    all the charges; every class in one pass, with no host read unless `check` (poisson.class_field_target).
+    x (B, ...), sigma float or (B,), labels (B,), charge_labels (L,) -> like x."""
+    mask = poisson.class_mask(labels, charge_labels)
+    if check:
+        poisson.check_every_row_has_charges(mask, labels)
+    return posterior_mean(x, charges, sigma, aug_dim, mask)
 
 
 def mixture_logp(x, charges, sigma, aug_dim):

@@ -18,7 +18,7 @@ __all__ = [
     "empirical_field",
     "field_target",
     "class_field_target",
-    "by_class",
+    "class_mask",
     "class_posterior",
     "perturb",
     "prior_radius_cdf",
@@ -36,7 +36,7 @@ def _flat(t):
     return t.reshape(t.shape[0], -1)
 
 
-def empirical_field(x, data, *, refine=_REFINE_NEAREST):
+def empirical_field(x, data, *, refine=_REFINE_NEAREST, mask=None):
     """Rescaled empirical Poisson field of the charges `data` at the augmented points `x` (Eq. 4).
 
     The field of unit charges is E(x~) ∝ sum_j (x~ - y~_j) / |x~ - y~_j|^{N+1}. Dividing each row by
@@ -48,6 +48,8 @@ def empirical_field(x, data, *, refine=_REFINE_NEAREST):
       x: (B, N+1) augmented points, last coordinate z > 0.
       data: (L, ...) charges on the z = 0 plane; flattened to (L, N).
       refine: how many nearest charges per row get their distance recomputed from the coordinates.
+      mask: optional (B, L) bool, the charges each row counts (`class_mask`): row i is then the field of
+        data[mask[i]] alone, with no host read (a row that counts none comes out NaN).
 
     Returns:
       (B, N+1) tensor of x's dtype: the rescaled field, pointing away from the charges.
@@ -69,12 +71,16 @@ def empirical_field(x, data, *, refine=_REFINE_NEAREST):
     x_sq = torch.linalg.vector_norm(xs, dim=1, keepdim=True).square()
     y_sq = torch.linalg.vector_norm(y, dim=1).square()
     d2 = (xs @ y.t()).mul_(-2.0).add_(x_sq).add_(y_sq).clamp_min_(0.0)
+    if mask is not None:  # a charge a row does not count is infinitely far: no weight, never the nearest
+        d2.masked_fill_(~mask, math.inf)
 
     # Exact distances to the few nearest charges, where cancellation would hurt the most.
     k = min(refine, y.shape[0])
     near = d2.topk(k, dim=1, largest=False).indices  # (B, k)
     diff = xs.unsqueeze(1) - y[near]  # (B, k, N): small
     near_d2 = (diff * diff).sum(-1)
+    if mask is not None:  # a row counting fewer than k charges keeps the others out
+        near_d2.masked_fill_(~mask.gather(1, near), math.inf)
     d2.scatter_(1, near, near_d2)
     nearest = near.gather(1, near_d2.argmin(1, keepdim=True)).squeeze(1)
 
@@ -92,13 +98,14 @@ def empirical_field(x, data, *, refine=_REFINE_NEAREST):
     return torch.cat([field_x, field_z.unsqueeze(1)], dim=1)
 
 
-def field_target(x, data, gamma):
+def field_target(x, data, gamma, mask=None):
     """Training target of PFGM: the normalized field -sqrt(N) E / (|E| + gamma) (Eq. 8, App. B.1.1).
 
     Args:
       x: (B, N+1) perturbed augmented points.
       data: (L, ...) the large batch of charges (it must contain the points x was perturbed from).
       gamma: the norm offset; it shrinks the target close to the data where |E| is small.
+      mask: optional (B, L) bool, the charges each row counts (`empirical_field`).
 
     Returns:
       (B, N+1) target; it points toward the data and its norm is below sqrt(N). Computed with autocast
@@ -108,7 +115,7 @@ def field_target(x, data, gamma):
     with torch.autocast(x.device.type, enabled=False):
         if x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()
-        return _normalized(empirical_field(x, data), x, gamma)
+        return _normalized(empirical_field(x, data, mask=mask), x, gamma)
 
 
 def _normalized(e, x, gamma):
@@ -118,7 +125,7 @@ def _normalized(e, x, gamma):
     return -math.sqrt(n) * e / (norm + gamma)
 
 
-def class_field_target(x, data, gamma, labels, data_labels):
+def class_field_target(x, data, gamma, labels, data_labels, check=True):
     """Training target of class-conditional PFGM: Eq. 8 with each point's own class as the charges.
 
     Row i is field_target(x_i, data[data_labels == labels_i], gamma): the normalized empirical field of
@@ -129,27 +136,32 @@ def class_field_target(x, data, gamma, labels, data_labels):
       x: (B, N+1) perturbed augmented points.
       data: (L, ...) the large batch of charges; data_labels: (L,) their classes.
       labels: (B,) the class of each row of x, or -1.
+      check: raise for a row whose class has no charge (a read to the host: a sync on a GPU).
 
     Returns:
-      (B, N+1) target. A row whose class has no charge in the batch is an error (the trained points are
-    part of the batch, so their own class always has one).
+      (B, N+1) target, every class in one pass, no host read without check (`class_mask`). A row whose class has no
+      charge comes out NaN unless `check` raises first (training passes check=False: its trained points
+      are part of the batch, so their own class always has a charge).
     """
-    return by_class(x, data, labels, data_labels, lambda rows, charges: field_target(x[rows], charges, gamma))
+    mask = class_mask(labels, data_labels)
+    if check:
+        check_every_row_has_charges(mask, labels)
+    return field_target(x, data, gamma, mask=mask)
 
 
-def by_class(x, charges, labels, charge_labels, target):
-    """A per-row target computed against each row's own class of charges: the rows of class c get
-    target(rows, the class-c charges) (rows: a (B,) mask), a NULL (-1) row gets target(rows, all charges).
+def class_mask(labels, charge_labels):
+    """(B, L) bool: the charges a row counts, those of its own class, every one for a NULL (-1) label.
     Shared by the conditional PFGM field and PFGM++'s conditional posterior mean."""
-    charge_labels = charge_labels.to(labels.device)
-    out = torch.empty_like(x)
-    for c in torch.unique(labels).tolist():
-        rows = labels == c
-        mine = charges if c < 0 else charges[charge_labels == c]
-        if not len(mine):
-            raise ValueError(f"no charge of class {c} in the batch for the {int(rows.sum())} points of that class")
-        out[rows] = target(rows, mine)
-    return out
+    labels = labels.reshape(-1, 1)
+    return (charge_labels.to(labels.device).reshape(1, -1) == labels) | (labels < 0)
+
+
+def check_every_row_has_charges(mask, labels):
+    """ValueError naming the class of a row whose mask counts no charge (a read to the host)."""
+    empty = ~mask.any(1)
+    if empty.any():
+        c = int(labels.reshape(-1)[empty][0])
+        raise ValueError(f"no charge of class {c} in the batch for the {int(empty.sum())} points of that class")
 
 
 def class_posterior(x, data, data_labels, num_classes):

@@ -60,6 +60,26 @@ def test_class_field_target_is_the_field_of_the_class_charges(gamma):
         poisson.class_field_target(x[:1], CHARGES, gamma, torch.tensor([5]), LABELS)
 
 
+def test_one_pass_class_targets_equal_one_class_at_a_time():
+    """The masked one-pass targets (no host read) against field_target / posterior_mean of each row's own class
+    alone, with classes larger than the 8 nearest charges refined exactly and points close to a charge."""
+    g = torch.Generator().manual_seed(5)
+    charges = torch.randn(60, 16, generator=g, dtype=torch.float64)
+    charge_labels = torch.randint(0, 3, (60,), generator=g)
+    labels = torch.tensor([0, 1, 2, -1] * 5)
+    near = charges[torch.randint(0, 60, (20,), generator=g)] + 1e-4 * torch.randn(20, 16, generator=g, dtype=torch.float64)
+    z = torch.rand(20, generator=g, dtype=torch.float64) * 0.01 + 1e-4
+    x = torch.cat([near, z[:, None]], 1)
+    sigma = torch.rand(20, generator=g, dtype=torch.float64) + 0.05
+    field = poisson.class_field_target(x, charges, 0.05, labels, charge_labels)
+    denoised = pfgmpp.class_posterior_mean(near, charges, sigma, 128, labels, charge_labels)
+    for i in range(20):
+        mine = charges if labels[i] < 0 else charges[charge_labels == labels[i]]
+        torch.testing.assert_close(field[i], poisson.field_target(x[i:i + 1], mine, 0.05)[0], rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(denoised[i], pfgmpp.posterior_mean(near[i:i + 1], mine, sigma[i:i + 1], 128)[0],
+                                   rtol=1e-9, atol=1e-12)
+
+
 def test_unconditional_slope_is_the_class_posterior_average_of_the_class_slopes():
     """E = sum_c E_c, so dx/dz = E_x / E_z = sum_c (E_z,c / E_z) dx/dz_c: the identity PFGM's guidance rests on
     (the network's normalized fields give each slope, not each E_z,c)."""

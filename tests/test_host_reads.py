@@ -18,12 +18,14 @@ LOG_FREQ = 5
 SMALL_UNET = dict(nf=16, num_res_blocks=1)
 
 
-@pytest.mark.parametrize("name,batch,small,model", [
-    ("poisson/toy2d", 32, 8, None), ("vp/toy2d", 32, 32, None), ("pfgmpp/toy2d", 32, 32, None),
-    ("ve/digits_ncsnpp", 8, 8, SMALL_UNET),            # NCSN++: FIR up/down-sampling
-    ("poisson/digits_ddpmpp", 16, 8, SMALL_UNET)])
-def test_at_most_one_host_read_per_log_window(tmp_path, name, batch, small, model):
-    c = tiny_config(name, 20, batch_size=batch, small_batch_size=small, model=model, log_freq=LOG_FREQ)
+@pytest.mark.parametrize("name,batch,small,model,extra", [
+    ("poisson/toy2d", 32, 8, None, {}), ("vp/toy2d", 32, 32, None, {}), ("pfgmpp/toy2d", 32, 32, None, {}),
+    ("ve/digits_ncsnpp", 8, 8, SMALL_UNET, {}),            # NCSN++: FIR up/down-sampling
+    ("poisson/digits_ddpmpp", 16, 8, SMALL_UNET, {}),
+    # the class targets in one pass: PFGM's class field, PFGM++'s class posterior mean (stf)
+    ("poisson/toy2d_cond", 32, 8, None, {}), ("pfgmpp/toy2d_cond", 32, 8, None, dict(stf=True))])
+def test_at_most_one_host_read_per_log_window(tmp_path, name, batch, small, model, extra):
+    c = tiny_config(name, 20, batch_size=batch, small_batch_size=small, model=model, log_freq=LOG_FREQ, **extra)
     t = train.Trainer(c, str(tmp_path / "w"))
     t.train_step(t.global_batch(0))  # the first step builds the optimizer's state
     with HostReads() as reads:

@@ -135,7 +135,7 @@ class PFGMPP(Method):
                 if kept is None:
                     target = pfgmpp.posterior_mean(x, batch, sigma, self.D)
                 else:
-                    target = pfgmpp.class_posterior_mean(x, batch, sigma, self.D, kept, labels)
+                    target = pfgmpp.class_posterior_mean(x, batch, sigma, self.D, kept, labels, check=False)
         else:
             target = y
         aug = None if augment_labels is None else augment_labels[: t.small_batch_size][mine]
