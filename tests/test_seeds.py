@@ -110,6 +110,11 @@ def test_churn_with_rk45_is_refused():
     config.sampling.update(ode_solver="rk45", S_churn=10.0)
     with pytest.raises(ConfigError, match="sampling.S_churn"):
         validate(config)
+    # and as the overrides of one call, where no config check runs
+    method = methods.get_method(shipped_config("pfgmpp/toy2d"))
+    with pytest.raises(ConfigError, match="sampling.S_churn"):
+        method.solve(lambda x, sigma: 0.5 * x, torch.ones(2, 2),
+                     dict(method.sampling_options({}), ode_solver="rk45", S_churn=10.0))
 
 
 @pytest.mark.e2e

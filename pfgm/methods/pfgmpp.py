@@ -42,6 +42,8 @@ def aug_dim(config):
 # prior's radius sigma_max sqrt(D) in float32); far beyond any run of the paper (D <= 3072000, sigma_max 80).
 MAX_FINITE_D = 1e12
 MAX_SIGMA = 1e6
+CHURN_NEEDS_A_SCHEDULE = ("sampling.S_churn: EDM's stochastic sampler steps the EDM schedule ('heun' or 'euler'), "
+                          "not 'rk45'")
 
 
 class PFGMPP(Method):
@@ -95,8 +97,7 @@ class PFGMPP(Method):
         for key in ("S_churn", "S_min", "S_max", "S_noise"):
             number(config, f"sampling.{key}", low=0, allow_inf=key == "S_max")
         if s.S_churn > 0 and sampling.solver_name(s.ode_solver) == "rk45":
-            raise ConfigError("sampling.S_churn: EDM's stochastic sampler steps the EDM schedule ('heun' or "
-                              "'euler'), not 'rk45'")
+            raise ConfigError(CHURN_NEEDS_A_SCHEDULE)
 
     # ---- the network as EDM's denoiser ----------------------------------------------------------
     def labelled_denoiser(self, model, augment_labels=None):
@@ -159,6 +160,8 @@ class PFGMPP(Method):
         drift = pfgmpp.ode_drift(denoiser)
         with torch.no_grad():
             if sampling.solver_name(s["ode_solver"]) == "rk45":
+                if s["S_churn"] > 0:  # as check_config, for overrides of one call
+                    raise ConfigError(CHURN_NEEDS_A_SCHEDULE)
                 x, nfe = sampling.solve(drift, x, [s["sigma_max"], s["sigma_min"]], solver="rk45", rtol=s["rtol"],
                                         atol=s["atol"], max_nfe=s["max_nfe"], log_time=True)
                 sigma = torch.full((len(x),), s["sigma_min"], dtype=x.dtype, device=x.device)
