@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import tiny_config
 from pfgm import evaluate, train
@@ -42,7 +43,6 @@ def test_eval_with_class_label_k_lands_on_component_k(tmp_path, name):
 def test_the_eval_loss_of_a_conditional_model_sees_each_points_class(tmp_path, label_dim):
     """Trainer.eval_loss and evaluate.eval_loss give a conditional model's loss each held-out point's own class
     (the class-c field for PFGM), not the null label's loss; an unconditional model's loss is called as before."""
-    import torch
     c = tiny_config("poisson/toy2d", 2, model=dict(label_dim=label_dim), label_dropout=0.1 if label_dim else 0.0)
     c.data.dataset = "eight_gaussians"
     c.eval.update(num_samples=300, batch_size=128)

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import ROOT, override_flags, tiny_config
 from pfgm import distributed, train
