@@ -63,6 +63,25 @@ def test_points_labels_from_the_npz(tmp_path):
         datasets.get_dataset(c)
 
 
+def test_the_points_held_out_are_a_random_tenth_of_a_file_sorted_by_class(tmp_path):
+    """A file sorted by class: the held-out tenth is drawn by a fixed permutation, not the file's first rows, so
+    training sees every class; the two splits are disjoint, cover the file and keep points with their labels."""
+    labels = np.repeat(np.arange(10), 10)
+    pts = (np.random.default_rng(1).normal(size=(100, 2)) + labels[:, None]).astype(np.float32)
+    np.savez(tmp_path / "p.npz", points=pts, labels=labels)
+    c = shipped_config("poisson/toy2d")
+    c.data.update(dataset="points", path=str(tmp_path / "p.npz"))
+    ds, again = datasets.get_dataset(c), datasets.get_dataset(c)
+    assert torch.equal(ds.eval_points, again.eval_points)       # the same split every time
+    assert len(ds.eval_points) == 10 and set(ds.train_labels.tolist()) == set(range(10))
+    assert len(set(ds.eval_labels.tolist())) > 1
+    rows = {tuple(p) for p in pts.tolist()}
+    held, kept = ({tuple(p) for p in x.tolist()} for x in (ds.eval_points, ds.train_points))
+    assert not held & kept and held | kept == rows
+    for x, y in ((ds.eval_points, ds.eval_labels), (ds.train_points, ds.train_labels)):
+        assert all(labels[np.flatnonzero((pts == xi).all(1))[0]] == yi for xi, yi in zip(x.numpy(), y.tolist()))
+
+
 @pytest.mark.parametrize("dataset,label_dim,message", [
     ("heart", 8, "model.label_dim: 8 classes, but the data set 'heart' has no labels"),
     ("eight_gaussians", 10, "model.label_dim: 10 classes, but the data set 'eight_gaussians' has 8 classes")])

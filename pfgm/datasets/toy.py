@@ -6,6 +6,7 @@ angle 2 pi k / 8), checkerboard (the dark square, 0-7, row-major from the bottom
 1 lower). A points file (.npz) may hold a `labels` array beside the points."""
 import math
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -125,17 +126,29 @@ class ToyDataset:
         return self.labelled_sampler(n, generator)
 
 
+POINTS_SPLIT_SEED = 0
+
+
 class PointsDataset:
-    """A fixed set of points (n, d) read from .npy, .npz (first array) or .csv/.txt; 10% held out.
-    labels: optional (n,) LongTensor of classes 0..num_classes - 1 (num_classes = max + 1; 0 without)."""
+    """A fixed set of points (n, d) read from .npy, .npz (first array) or .csv/.txt; a random 10% held out
+    (a fixed permutation, each split in file order: a file sorted by class or along a curve still trains on
+    every part of it). labels: optional (n,) LongTensor of classes 0..num_classes - 1 (num_classes = max + 1;
+    0 without)."""
 
     def __init__(self, points, name, labels=None):
         self.name = name
         self.shape = tuple(points.shape[1:])
         split = max(1, len(points) // 10)
-        self.eval_points, self.train_points = points[:split], points[split:]
+        perm = torch.randperm(len(points), generator=torch.Generator().manual_seed(POINTS_SPLIT_SEED))
+        held, kept = perm[:split].sort().values, perm[split:].sort().values
+        self.eval_points, self.train_points = points[held], points[kept]
         self.num_classes = 0 if labels is None else int(labels.max()) + 1
-        self.eval_labels, self.train_labels = (None, None) if labels is None else (labels[:split], labels[split:])
+        self.eval_labels, self.train_labels = (None, None) if labels is None else (labels[held], labels[kept])
+        if labels is not None:
+            missing = sorted(set(range(self.num_classes)) - set(self.train_labels.tolist()))
+            if missing:
+                warnings.warn(f"{name}: no training point of class {missing} (labels run 0..{self.num_classes - 1}): "
+                              "a conditional model never learns it")
 
     def train_batches(self, batch_size, generator, labels=False):
         """Endless batches drawn with replacement; labels: (points, their classes or None)."""
