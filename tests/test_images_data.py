@@ -614,3 +614,11 @@ def test_an_image_beyond_pillows_pixel_limit_is_refused_by_name(tmp_path, monkey
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 40)
     with pytest.raises(DataError, match="big.png.*8x8 pixels, more than Pillow's limit of 40"):
         image_folder.read_image(str(tmp_path / "big.png"), image_folder.square_transform(8), 1)
+
+
+def test_an_empty_training_split_is_refused_not_drawn_from_forever():
+    from pfgm.datasets import DataError
+    from pfgm.datasets.image_base import ArraySource, ImageDataset
+    empty, two = (ArraySource(torch.zeros(n, 3, 4, 4, dtype=torch.uint8), 255.0) for n in (0, 2))
+    with pytest.raises(DataError, match="training split holds no image"):
+        ImageDataset("x", (3, 4, 4), empty, two)

@@ -27,6 +27,8 @@ naming the path.
 import torch
 import torch.nn.functional as F
 
+from pfgm.datasets import DataError
+
 
 def _index_stream(n, batch_size, generator):
     """Endless batches of indices into range(n): one random permutation per epoch, concatenated."""
@@ -62,6 +64,8 @@ class ImageDataset:
                  num_classes=0):
         self.name = name
         self.shape = tuple(shape)
+        if not len(train):  # an endless draw from nothing would never return
+            raise DataError(f"{name}: the training split holds no image")
         self.train, self.held_out = train, held_out
         self.num_classes = int(num_classes)
         self.random_flip = bool(random_flip)
