@@ -6,13 +6,13 @@ scale) that is not cached yet and writes DIR/<table>_<scale>.md/.csv/.tex and pl
 Workdir layout:
   DIR/<model>/checkpoints/checkpoint_<step>.pth   the network a row needs (rows may share one model)
   DIR/<model>/reproduce/<sampler>.json, .npz      cached result (NFE, metrics) and samples of one
-                                                  (checkpoint, sampler, n) -- a second run reuses them
+                                                  (checkpoint, sampling settings, n) -- reused by a second run
   DIR/<model>/reproduce/bpd_test_*.json           cached bits/dim of one checkpoint (--bpd)
   DIR/<model>/reproduce_train_time.json           wall time of training it here
   DIR/<table>_<scale>.md / .csv / .tex / *.png    the table, ours beside the paper's, and its plots
 
-A cache entry is reused only when its key (checkpoint path and mtime, sampler, n, table kind,
-SAMPLER_SCHEME) matches. A row whose checkpoint is missing is listed with the command that trains it
+A cache entry is reused only when its key (checkpoint path and mtime, the row's sampler and every sampling
+setting it runs with, the config's defaults included, n, table kind, SAMPLER_SCHEME) matches. A row whose checkpoint is missing is listed with the command that trains it
 and where a published checkpoint goes; at the cpu scale missing models are trained (all with the same
 n_iters). A row whose config, sampler or likelihood fails says so in its status; the other rows
 go on.
@@ -59,7 +59,7 @@ def _sample(config, ckpt_path, row, opts, log, first_seed=None):
     dataset = datasets.get_dataset(config)
     inverse = datasets.inverse_scaler(config)
     n = _num_samples(row, opts)
-    sampler = {k: v for k, v in row.sampler.items() if not (k == "method" and k not in config.sampling)}
+    sampler = _row_sampler(row, config)
     label = tables.sampler_label(row.sampler)
     for k, v in sampler.items():   # the asked classes follow the row's class_label (pfgm.evaluation.conditional)
         configs.set_key(config, f"sampling.{k}", v)
@@ -71,6 +71,17 @@ def _sample(config, ckpt_path, row, opts, log, first_seed=None):
         seeds=per_image, device=device, convert=lambda x: inverse(x).float().cpu().numpy(), labels=labels,
         on_batch=lambda done, nfe: log(f"  [{row.model} {label}] {done}/{n} samples, NFE {nfe}"), **sampler)
     return samples, float(np.mean(nfes)), dataset, None if labels is None else labels.cpu().numpy()
+
+
+def _row_sampler(row, config):
+    """The row's overrides of config.sampling (a 'method' key only where the config has one)."""
+    return {k: v for k, v in row.sampler.items() if not (k == "method" and k not in config.sampling)}
+
+
+def sampling_settings(row, config):
+    """What the row's samples are drawn with: the config's sampling keys with the row's overrides, and the
+    seed. Part of the cache key, so a changed config default (not only a changed row) is sampled anew."""
+    return dict(config.sampling.to_dict(), **_row_sampler(row, config), seed=config.seed)
 
 
 @torch.no_grad()
@@ -189,7 +200,7 @@ def _sample_set(table, row, ctx, log, first_seed=None):
     tag = f"{tables.sampler_tag(row.sampler, n)}_step{step}" + (f"_q{row.quantize_bits}" if row.quantize_bits else "")
     tag += "" if first_seed is None else f"_seeds{first_seed}"
     key = dict(checkpoint=os.path.abspath(path), step=step, mtime=os.path.getmtime(path), sampler=row.sampler,
-               num_samples=n, kind=table.kind, scheme=SAMPLER_SCHEME)
+               settings=sampling_settings(row, config), num_samples=n, kind=table.kind, scheme=SAMPLER_SCHEME)
     if row.quantize_bits:
         key["quantize_bits"] = row.quantize_bits
     if first_seed is not None:

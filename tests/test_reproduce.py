@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # experiments/ is not installed: it lives beside pfgm in the checkout
     sys.path.insert(0, ROOT)
 
-from experiments import metrics, report, runner, tables  # noqa: E402
+from experiments import configs, metrics, report, runner, tables  # noqa: E402
 
 
 def _csv(path):
@@ -57,7 +57,7 @@ def test_cli_gpu_table_and_bad_table(tmp_path):
 
 
 @pytest.mark.e2e  # runs the experiment driver
-def test_toy_table_trains_evaluates_and_resumes(tmp_path):
+def test_toy_table_trains_evaluates_and_resumes(tmp_path, monkeypatch):
     logs = []
     kw = dict(scale="cpu", toy_n_iters=20, num_samples=64, rk45_tol=1e-2, log=logs.append,
               report=str(tmp_path / "docs" / "study.md"))
@@ -97,6 +97,18 @@ def test_toy_table_trains_evaluates_and_resumes(tmp_path):
     assert sum(r["status"] == "computed" for r in results3) == 2, [r["status"] for r in results3]
     assert any(str(cache[0]) in m and "unreadable" in m for m in logs)
     assert any(str(cache[1].with_suffix(".npz")) in m and "unreadable" in m for m in logs)
+    # a config default no row sets (PFGM's z_min) changed: PFGM's rows are sampled anew, the others cached
+    real = configs.load_config
+
+    def changed(path):
+        c = real(path)
+        if "poisson" in path:
+            c.sampling.z_min = 2e-2
+        return c
+    monkeypatch.setattr(configs, "load_config", changed)
+    _, _, results4 = runner.run_table("toy", str(tmp_path), **kw)["toy"]
+    assert {r["status"] for r in results4 if r["model"] == "toy_pfgm"} == {"computed"}
+    assert {r["status"] for r in results4 if r["model"] != "toy_pfgm"} == {"cached"}
 
 
 @pytest.mark.e2e  # runs the experiment driver

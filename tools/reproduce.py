@@ -7,7 +7,7 @@ toy, pfgmpp, pfgmpp_toy, pfgmpp_convergence, pfgmpp_songunet[_convergence], cond
 conditional_toy (cpu scale: 8x8 digits and 2-D toy data, trained here); several joined by commas;
 or all. Checkpoints are read from DIR/<model>/checkpoints/; at
 the cpu scale missing ones are trained (--n_iters for every model alike). Results are cached per
-(checkpoint, sampler, number of samples) under DIR/<model>/reproduce/, so a second run only prints.
+(checkpoint, sampling settings, number of samples) under DIR/<model>/reproduce/, so a second run only prints.
 Writes DIR/<table>_<scale>.md, .csv, .tex and, where useful, DIR/<table>_<scale>_quality_vs_nfe.png.
 
   OMP_NUM_THREADS=1 python tools/reproduce.py all --scale cpu --workdir runs/study_cpu --n_iters 6000 \
