@@ -112,7 +112,9 @@ def _likelihood(config, ckpt_path, model_dir, opts, log):
     from pfgm import checkpoint, datasets, evaluate, methods, run_utils
     n, repeats, tol = opts["bpd_num_samples"], opts["bpd_repeats"], opts["bpd_tol"]
     key = dict(checkpoint=os.path.abspath(ckpt_path), mtime=os.path.getmtime(ckpt_path), num_samples=n,
-               repeats=repeats, tol=tol, batch_size=opts.get("batch_size"))  # RK45 steps the batch as one system
+               repeats=repeats, tol=tol, batch_size=opts.get("batch_size"),  # RK45 steps the batch as one system
+               settings=dict({k: v for k, v in config.eval.items() if k.startswith("bpd_")},   # as the samples'
+                             sampling=config.sampling.to_dict(), seed=config.seed))
     folder = os.path.join(model_dir, "reproduce")
     cache = os.path.join(folder, f"bpd_test_n{n}_r{repeats}_tol{tol:g}.json")
     if os.path.exists(cache):
