@@ -12,10 +12,10 @@ Workdir layout:
   DIR/<table>_<scale>.md / .csv / .tex / *.png    the table, ours beside the paper's, and its plots
 
 A cache entry is reused only when its key (checkpoint path and mtime, the row's sampler and every sampling
-setting it runs with, the config's defaults included, n, table kind, SAMPLER_SCHEME) matches. A row whose checkpoint is missing is listed with the command that trains it
-and where a published checkpoint goes; at the cpu scale missing models are trained (all with the same
-n_iters). A row whose config, sampler or likelihood fails says so in its status; the other rows
-go on.
+setting it runs with, the config's defaults included, n, table kind, SAMPLER_SCHEME) matches. A row whose
+checkpoint is missing is listed with the command that trains it and where a published checkpoint goes; at
+the cpu scale missing models are trained (all with the same n_iters). A row whose config, sampler or
+likelihood fails says so in its status; the other rows go on.
 """
 import dataclasses
 import json
