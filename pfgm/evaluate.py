@@ -72,14 +72,16 @@ def image_metrics(config, device):
         raise config_checks.ConfigError(f"eval.fid_stats / eval.inception_weights: {e}") from e
 
 
-def held_out_batches(dataset, config, split, batch_size, limit=0):
+def held_out_batches(dataset, config, split, batch_size, limit=0, labels=False):
     """(a function giving the batches, their total size, is_images). Images: the first `limit`
     (0: all) of the split, in order. Other data: a fixed held-out set is used whole or in part, each
-    point once; an endless one (the toy densities) is drawn `limit` or eval.num_samples times."""
+    point once; an endless one (the toy densities) is drawn `limit` or eval.num_samples times.
+    labels: each batch is (points, their classes) instead (a labelled data set)."""
     e = config.eval
     if hasattr(dataset, "split_batches"):
         size = dataset.num_train if split == "train" else dataset.num_eval
         total = min(limit, size) if limit else size
+        classes = (dataset.train if split == "train" else dataset.held_out).labels if labels else None
 
         def images():
             seen = 0
@@ -87,17 +89,22 @@ def held_out_batches(dataset, config, split, batch_size, limit=0):
                 x = x[: total - seen]
                 if not len(x):
                     return
+                yield x if classes is None else (x, classes[seen:seen + len(x)])
                 seen += len(x)
-                yield x
 
         return images, total, True
     points = getattr(dataset, "eval_points", None)
     if points is not None:
-        points = points[:limit] if limit else points
+        classes = dataset.eval_labels if labels else None
+        if limit:
+            points, classes = points[:limit], None if classes is None else classes[:limit]
     else:
         gen = torch.Generator().manual_seed(seeds.offset(config.seed, seeds.HELD_OUT))
-        points = dataset.eval_data(limit or e.num_samples, gen)
-    return (lambda: iter(points.split(batch_size))), len(points), False
+        n = limit or e.num_samples
+        points, classes = dataset.eval_labelled(n, gen) if labels else (dataset.eval_data(n, gen), None)
+    if classes is None:
+        return (lambda: iter(points.split(batch_size))), len(points), False
+    return (lambda: zip(points.split(batch_size), classes.split(batch_size))), len(points), False
 
 
 def likelihood_report(config, method, model, dataset, device, folder, log):
@@ -167,28 +174,18 @@ def likelihood_report(config, method, model, dataset, device, folder, log):
             f"{key}_repeats": int(repeats), f"{key}_dataset": split, f"{key}_nonfinite": int((~finite).sum())}
 
 
-def held_out_labels(dataset, config, split, total):
-    """The classes of held_out_batches' first `total` points, in their order."""
-    if hasattr(dataset, "split_batches"):
-        return (dataset.train if split == "train" else dataset.held_out).labels[:total]
-    if getattr(dataset, "eval_points", None) is not None:
-        return dataset.eval_labels[:total]
-    return dataset.eval_labelled(total, torch.Generator().manual_seed(seeds.offset(config.seed, seeds.HELD_OUT)))[1]
-
-
 def eval_loss(config, method, model, dataset, device):
     """The loss over the whole held-out split in eval.batch_size batches (as the original; the toy
     densities: eval.num_samples fresh points), each batch weighted by its size; a conditional model's
     with the points' classes, as trained. Returns (loss, points)."""
-    size = config.eval.batch_size
-    batches, total, _ = held_out_batches(dataset, config, "test", size)
-    labels = held_out_labels(dataset, config, "test", total).split(size) if config.model.label_dim else None
+    conditional = bool(config.model.label_dim)
+    batches, _, _ = held_out_batches(dataset, config, "test", config.eval.batch_size, labels=conditional)
     scaler = datasets.data_scaler(config)
     noise = torch.Generator(device=device).manual_seed(seeds.offset(config.seed, seeds.EVAL_LOSS))
     weighted, seen = 0.0, 0
     with torch.no_grad():
-        for k, x in enumerate(batches()):
-            extra = {} if labels is None else dict(labels=labels[k].to(device))
+        for batch in batches():
+            x, extra = (batch[0], dict(labels=batch[1].to(device))) if conditional else (batch, {})
             weighted += method.loss(model, scaler(x.to(device)), generator=noise, **extra).item() * len(x)
             seen += len(x)
     return weighted / seen, seen
